@@ -1,0 +1,1 @@
+"""The device side of every wire protocol. Never imports `drivers` or `halsvc`."""

@@ -1,0 +1,140 @@
+"""The simulated station: every simulator that exists, started together, and the daemon config
+that wires halsvc to them.
+
+    python -m simulators.station --dir run/sim [--only gpio_panel,escpos_printer]
+
+writes `<dir>/halsvc.toml` (profile `sim` plus one table per simulated device), serves fault
+injection on `<dir>/control.sock` (see `simulators.control`) and prints `ready <config>` when
+everything is up. SIGINT/SIGTERM stops every simulator.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import importlib
+import json
+import os
+import pathlib
+import signal
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+from simulators.base import StationPart, UnknownAction
+from simulators.tomlw import dumps as toml_dumps
+
+# Every simulator the station knows, in start order. A part whose module is not there yet is
+# skipped, so the station grows with each device issue.
+PARTS = ("gpio_panel", "cccd_card", "escpos_printer", "ble_station", "serial_scale", "payment_terminal")
+
+
+async def start_parts(workdir: pathlib.Path, only: set[str] | None = None,
+                      options: Mapping[str, Mapping[str, Any]] | None = None) -> list[StationPart]:
+    parts: list[StationPart] = []
+    for name in PARTS:
+        if only is not None and name not in only:
+            continue
+        try:
+            module = importlib.import_module(f"simulators.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"simulators.{name}":
+                continue
+            raise
+        start = getattr(module, "start_part", None)
+        if start is None:
+            continue
+        parts.append(await start(workdir, dict((options or {}).get(name, {}))))
+    return parts
+
+
+def station_config(parts: list[StationPart], workdir: pathlib.Path) -> dict[str, Any]:
+    devices: dict[str, Any] = {}
+    for part in parts:
+        devices.update(part.devices)
+    return {
+        "profile": "sim",
+        "daemon": {"state_dir": str(workdir / "state")},
+        "devices": devices,
+    }
+
+
+class ControlServer:
+    """NDJSON control socket: {"part", "action", "args"} -> {"ok": true, ...} | {"ok": false, "error"}."""
+
+    def __init__(self, parts: list[StationPart]) -> None:
+        self.parts = {p.name: p for p in parts}
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while line := await reader.readline():
+                reply = await self.dispatch(line)
+                writer.write(json.dumps(reply).encode() + b"\n")
+                await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+
+    async def dispatch(self, line: bytes) -> dict[str, Any]:
+        try:
+            msg = json.loads(line)
+            part = self.parts[msg["part"]]
+        except (ValueError, KeyError, TypeError):
+            return {"ok": False, "error": f"unknown part; parts: {sorted(self.parts)}"}
+        try:
+            result = await part.control(str(msg.get("action", "")), dict(msg.get("args") or {}))
+        except UnknownAction as exc:
+            return {"ok": False, "error": f"unknown action {exc}; actions: {list(part.actions)}"}
+        except Exception as exc:  # a broken fault injection must not stop the station
+            return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+        return {"ok": True, **dict(result)}
+
+
+async def serve(workdir: pathlib.Path, only: set[str] | None) -> None:
+    workdir.mkdir(parents=True, exist_ok=True)
+    parts = await start_parts(workdir, only)
+    env = {k: v for p in parts for k, v in p.env.items()}
+    config = station_config(parts, workdir)
+    config_path = workdir / "halsvc.toml"
+    tmp = config_path.with_suffix(".tmp")
+    tmp.write_text(toml_dumps(config))
+    (workdir / "station.env").write_text("".join(f"{k}={v}\n" for k, v in env.items()))
+    control_path = workdir / "control.sock"
+    with contextlib.suppress(FileNotFoundError):
+        control_path.unlink()
+    server = await asyncio.start_unix_server(ControlServer(parts).handle, path=str(control_path))
+    os.replace(tmp, config_path)  # appears only when complete: waiters watch for it
+    print(f"ready {config_path}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        server.close()
+        for part in reversed(parts):
+            with contextlib.suppress(Exception):
+                await part.stop()
+        with contextlib.suppress(FileNotFoundError):
+            control_path.unlink()
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m simulators.station", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--dir", default="run/sim", help="work dir for sockets, ptys and the config")
+    ap.add_argument("--only", help=f"comma-separated parts to start (of {', '.join(PARTS)})")
+    args = ap.parse_args(argv)
+    only = set(args.only.split(",")) if args.only else None
+    try:
+        asyncio.run(serve(pathlib.Path(args.dir).resolve(), only))
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
