@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import pathlib
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -204,6 +205,9 @@ class Driver:
         self._busy = 0
         self._ops: set[asyncio.Task[Any]] = set()
         self.present = True  # False while hot-plug says the hardware is unplugged
+        # Where the driver may keep durable state (journals, job ids); set by the daemon before
+        # run(). Never citizen data.
+        self.state_dir: pathlib.Path | None = None
 
     # --- state ---------------------------------------------------------------------------
     @property
