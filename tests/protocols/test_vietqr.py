@@ -71,7 +71,7 @@ def test_dynamic_payload_field_by_field():
         "6304"
     )
     assert p[:-4] == expected
-    assert p[-4:] == "%04X" % _independent_crc(expected)
+    assert p[-4:] == f"{_independent_crc(expected):04X}"
     assert p[-4:].upper() == p[-4:]
 
 
