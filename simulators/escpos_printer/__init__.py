@@ -1,0 +1,72 @@
+"""Simulated ESC/POS thermal printer (station part `escpos_printer`).
+
+Serves one printer on a pty (a 115200-baud serial line with XON/XOFF) and on TCP (port-9100
+style, free loopback port), interprets what the driver sends, answers DLE EOT and automatic
+status back, and renders each job to `<workdir>/escpos_printer/jobs/job-NNNN.png`.
+
+    python -m simulators.escpos_printer --dir run/printer
+
+Control actions: paper_near_end / paper_out {after_lines}, paper_refill, cover_open,
+cover_close, offline, online, cutter_error, clear_error, link_drop {after_bytes}, link_restore,
+small_buffer {size, print_rate}, jobs, status.
+"""
+
+from __future__ import annotations
+
+import pathlib
+from collections.abc import Mapping
+from typing import Any
+
+from simulators.base import StationPart, UnknownAction, workdir_path
+from simulators.escpos_printer.links import PtyLink, TcpLink
+from simulators.escpos_printer.printer import SimulatedPrinter
+
+ACTIONS = ("paper_near_end", "paper_out", "paper_refill", "cover_open", "cover_close", "offline",
+           "online", "cutter_error", "clear_error", "link_drop", "link_restore", "small_buffer",
+           "jobs", "status")
+
+
+class PrinterSimulator:
+    """One simulated printer reachable over both a pty and TCP."""
+
+    def __init__(self, workdir: pathlib.Path, paper_mm: int = 80, baudrate: int = 115200,
+                 buffer_size: int = 64 * 1024, print_rate: float | None = None) -> None:
+        self.printer = SimulatedPrinter(workdir, paper_mm, buffer_size, print_rate)
+        self.pty = PtyLink(self.printer, baudrate)
+        self.tcp = TcpLink(self.printer)
+        self.baudrate = baudrate
+        self.paper_mm = paper_mm
+
+    async def start(self) -> PrinterSimulator:
+        self.printer.start()
+        self.pty.start()
+        await self.tcp.start()
+        return self
+
+    async def stop(self) -> None:
+        await self.tcp.stop()
+        await self.pty.stop()
+        await self.printer.stop()
+
+    async def control(self, action: str, args: Mapping[str, Any]) -> Mapping[str, Any]:
+        try:
+            return self.printer.control(action, dict(args))
+        except KeyError:
+            raise UnknownAction(action) from None
+
+    def device_table(self, transport: str = "serial") -> dict[str, Any]:
+        if transport == "tcp":
+            return {"driver": "printer", "transport": "tcp", "host": "127.0.0.1",
+                    "port": self.tcp.port, "paper_mm": self.paper_mm}
+        return {"driver": "printer", "transport": "serial", "port": self.pty.path,
+                "baudrate": self.baudrate, "flow_control": "xonxoff", "paper_mm": self.paper_mm}
+
+
+async def start_part(workdir: pathlib.Path, options: Mapping[str, Any]) -> StationPart:
+    sim = PrinterSimulator(workdir_path(workdir, "escpos_printer"),
+                           paper_mm=int(options.get("paper_mm", 80)),
+                           baudrate=int(options.get("baudrate", 115200)))
+    await sim.start()
+    devices = {"printer0": sim.device_table(str(options.get("transport", "serial")))}
+    return StationPart(name="escpos_printer", devices=devices, control=sim.control, stop=sim.stop,
+                       actions=ACTIONS)
