@@ -7,6 +7,7 @@ import pathlib
 import re
 import shutil
 import subprocess
+import sys
 
 import pytest
 
@@ -141,3 +142,30 @@ def test_udevadm_verify_accepts_the_rules() -> None:
     out = subprocess.run(["udevadm", "verify", "--resolve-names=never", str(RULES)],
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stderr + out.stdout
+
+
+def test_the_daemons_guess_of_a_kind_agrees_with_the_rules() -> None:
+    # halsvc.hotplug guesses kinds from USB ids for `halctl devices --hardware` on a machine
+    # without our rules; the two tables must say the same.
+    if str(RULES.parents[1]) not in sys.path:  # run as `pytest` without the repo on the path
+        sys.path.insert(0, str(RULES.parents[1]))
+    from halsvc.hotplug import guess_kind
+
+    section_subsystem = {"halsvc_tty": "tty", "halsvc_hidraw": "hidraw", "halsvc_usb": "usb"}
+    subsystem = None
+    checked = 0
+    for rule in parse_rules(RULES.read_text()):
+        label = rule.get("LABEL")
+        if label:
+            subsystem = section_subsystem.get(label)
+            continue
+        vendor = rule.get("ATTRS", "idVendor", ops=("==",))
+        kind = rule.get("ENV", "HALSVC_KIND")
+        if subsystem is None or vendor is None or kind is None:
+            continue
+        product = rule.get("ATTRS", "idProduct", ops=("==",)) or "9999"
+        assert guess_kind(subsystem, vendor, product) == kind, f"line {rule.line_no}"
+        checked += 1
+    assert checked >= 20
+    assert guess_kind("usb", "1234", "5678", ":0b0000:") == "idcard"
+    assert guess_kind("usb", "1234", "5678", ":070102:") == "printer"
