@@ -137,7 +137,7 @@ def parse(data):
         raise ProtocolError("SOD: malformed encapContentInfo")
     if asn1.decode_oid(encap[0][1]) != OID_LDS_SECURITY_OBJECT:
         raise ProtocolError("SOD: content is not an LDSSecurityObject")
-    sod.econtent = tlv.parse_one(tlv.parse_one(asn1.expect(encap[1], 0xA0, "eContent"), asn1.OCTET_STRING))
+    sod.econtent = tlv.parse_one(asn1.expect(encap[1], 0xA0, "eContent"), asn1.OCTET_STRING)
     parse_lds_security_object(sod.econtent, sod)
     signer_infos = None
     for tag, value, _ in signed[3:]:

@@ -1,0 +1,314 @@
+"""The virtual card's transport and faults: vpcd's TCP protocol, a modelled contactless link,
+card pulls, and the station part with its control actions.
+
+vpcd protocol (card side): each message is a 2-byte big-endian length and a payload; a 1-byte
+payload is a control code (0 power off, 1 power on, 2 reset, 4 get ATR -> reply the ATR); a
+longer payload is a command APDU -> reply the response APDU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import pathlib
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from simulators.base import StationPart, UnknownAction, workdir_path
+from simulators.cccd_card.applet import Applet
+from simulators.cccd_card.document import DEFAULT_CITIZEN, CardImage, Signer
+
+VPCD_HOST = "127.0.0.1"
+VPCD_PORT = 35963
+READER_NAME = "Virtual PCD 00 00"
+PCSCD_SOCKET = pathlib.Path("/run/pcscd/pcscd.comm")
+
+# ISO 7816-3 ATR of a contactless card as PC/SC readers synthesise it (PC/SC part 3 §3.1.3.2.3),
+# historical bytes 80 73 00 00 40: compact TLV "card capabilities", third byte bit 7 = extended
+# Lc/Le supported (ISO 7816-4 §12.1.1.9).
+def _atr(historical: bytes) -> bytes:
+    body = bytes((0x80 | len(historical), 0x80, 0x01)) + historical
+    tck = 0
+    for b in body:
+        tck ^= b
+    return b"\x3b" + body + bytes((tck,))
+
+
+ATR_EXTENDED = _atr(bytes.fromhex("8073000040"))
+
+
+class VirtualCard:
+    """One card that can be inserted in (connected to) and pulled from the vpcd reader."""
+
+    ACTIONS = ("insert", "remove", "pull_after", "link", "refuse_extended", "select_mf_quirk",
+               "tamper", "unknown_csca", "set_citizen", "set_access", "stats", "reset_stats", "info", "reset")
+
+    def __init__(self, workdir: pathlib.Path, options: Mapping[str, Any]) -> None:
+        self.dir = workdir_path(workdir, "cccd_card/x").parent
+        self.host = str(options.get("vpcd_host", VPCD_HOST))
+        self.port = int(options.get("vpcd_port", VPCD_PORT))
+        self.signer = Signer("Test Vietnam")
+        self.foreign_signer = Signer("Unknown State")
+        self.trust_store = self.dir / "csca.pem"
+        self.signer.write_trust_store(self.trust_store)
+        self.citizen = dict(DEFAULT_CITIZEN)
+        self.citizen.update(options.get("citizen") or {})
+        self.card_options: dict[str, Any] = {"pace": True, "parameter_id": 13,
+                                             "pace_oid": "0.4.0.127.0.7.2.2.4.2.2", "active_auth": True}
+        self.tamper_dg: int | None = None
+        self.unknown_csca = False
+        self.select_mf_quirk = False
+        self.refuse_extended = False
+        self.latency_ms = float(options.get("latency_ms", 0))
+        self.bitrate = float(options.get("bitrate", 0))
+        self.pull_after: int | None = None
+        self.apdus = 0
+        self.bytes = 0
+        self.link_seconds = 0.0
+        self.inserted = asyncio.Event()
+        self._want_inserted = bool(options.get("inserted", True))
+        self._task: asyncio.Task[None] | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self.connected = asyncio.Event()
+        self.rebuild()
+
+    def rebuild(self) -> None:
+        signer = self.foreign_signer if self.unknown_csca else self.signer
+        self.image = CardImage(self.citizen, signer, tamper_dg=self.tamper_dg, **self.card_options)
+        self.applet = Applet(self.image, select_mf_quirk=self.select_mf_quirk,
+                             refuse_extended=self.refuse_extended)
+
+    # --- vpcd link -------------------------------------------------------------------------
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+        if self._want_inserted:
+            await asyncio.wait_for(self.connected.wait(), 10)
+
+    async def stop(self) -> None:
+        self._want_inserted = False
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        self._close()
+
+    def _close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        self.connected.clear()
+
+    async def _run(self) -> None:
+        while True:
+            if not self._want_inserted:
+                self.inserted.clear()
+                await self.inserted.wait()
+            try:
+                reader, writer = await asyncio.open_connection(self.host, self.port)
+            except OSError:
+                await asyncio.sleep(0.1)  # vpcd (pcscd) not listening yet
+                continue
+            self._writer = writer
+            self.applet.power_on()
+            self.connected.set()
+            try:
+                await self._serve(reader, writer)
+            except (ConnectionError, asyncio.IncompleteReadError):
+                pass
+            finally:
+                self._close()
+            if self._want_inserted:
+                await asyncio.sleep(0.05)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while self._want_inserted:
+            header = await reader.readexactly(2)
+            payload = await reader.readexactly(int.from_bytes(header, "big"))
+            if len(payload) == 1:
+                code = payload[0]
+                if code == 4:
+                    await self._send(writer, ATR_EXTENDED)
+                elif code in (0, 1, 2):
+                    self.applet.power_on()
+                continue
+            if self.pull_after is not None:
+                if self.pull_after <= 0:
+                    self._pull()
+                    return
+                self.pull_after -= 1
+            response = self.applet.process(payload)
+            self.apdus += 1
+            self.bytes += len(payload) + len(response)
+            delay = self._link_delay(len(payload) + len(response))
+            if delay:
+                self.link_seconds += delay
+                await asyncio.sleep(delay)
+            await self._send(writer, response)
+
+    def _link_delay(self, nbytes: int) -> float:
+        delay = self.latency_ms / 1000.0
+        if self.bitrate:
+            delay += nbytes * 8 / self.bitrate
+        return delay
+
+    @staticmethod
+    async def _send(writer: asyncio.StreamWriter, payload: bytes) -> None:
+        writer.write(len(payload).to_bytes(2, "big") + payload)
+        await writer.drain()
+
+    def _pull(self) -> None:
+        self._want_inserted = False
+        self.pull_after = None
+        self._close()
+
+    # --- control ---------------------------------------------------------------------------
+    async def control(self, action: str, args: Mapping[str, Any]) -> Mapping[str, Any]:
+        if action == "insert":
+            self._want_inserted = True
+            self.inserted.set()
+            await asyncio.wait_for(self.connected.wait(), 10)
+        elif action == "remove":
+            self._pull()
+        elif action == "pull_after":
+            self.pull_after = int(args.get("apdus", 0))
+        elif action == "link":
+            self.latency_ms = float(args.get("latency_ms", 0))
+            self.bitrate = float(args.get("bitrate", 0))
+        elif action == "refuse_extended":
+            self.refuse_extended = bool(args.get("on", True))
+            self.applet.refuse_extended = self.refuse_extended
+        elif action == "select_mf_quirk":
+            self.select_mf_quirk = bool(args.get("on", True))
+            self.applet.select_mf_quirk = self.select_mf_quirk
+        elif action == "tamper":
+            dg = args.get("dg", 13)
+            self.tamper_dg = int(dg) if dg is not None else None
+            self.rebuild()
+        elif action == "unknown_csca":
+            self.unknown_csca = bool(args.get("on", True))
+            self.rebuild()
+        elif action == "set_citizen":
+            self.citizen = dict(DEFAULT_CITIZEN)
+            self.citizen.update(args)
+            self.citizen = {k: v for k, v in self.citizen.items() if v is not None}
+            self.rebuild()
+        elif action == "set_access":
+            for key in ("pace", "parameter_id", "pace_oid", "active_auth"):
+                if key in args:
+                    self.card_options[key] = args[key]
+            self.rebuild()
+        elif action == "reset":  # every fault off, the default citizen, card on the reader
+            self.citizen = dict(DEFAULT_CITIZEN)
+            self.card_options = {"pace": True, "parameter_id": 13, "pace_oid": "0.4.0.127.0.7.2.2.4.2.2",
+                                 "active_auth": True}
+            self.tamper_dg, self.unknown_csca = None, False
+            self.select_mf_quirk = self.refuse_extended = False
+            self.latency_ms, self.bitrate, self.pull_after = 0.0, 0.0, None
+            self.apdus, self.bytes, self.link_seconds = 0, 0, 0.0
+            self.rebuild()
+            if not self.connected.is_set():
+                self._want_inserted = True
+                self.inserted.set()
+                await asyncio.wait_for(self.connected.wait(), 10)
+        elif action == "reset_stats":
+            self.apdus, self.bytes, self.link_seconds = 0, 0, 0.0
+        elif action not in ("stats", "info"):
+            raise UnknownAction(action)
+        return {"apdus": self.apdus, "bytes": self.bytes, "link_seconds": self.link_seconds,
+                "inserted": self.connected.is_set(), "access": self.applet.access}
+
+
+# --- pcscd ----------------------------------------------------------------------------------
+def pcscd_running() -> bool:
+    if not PCSCD_SOCKET.exists():
+        return False
+    import socket
+
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        try:
+            s.connect(str(PCSCD_SOCKET))
+        except OSError:
+            return False
+    return True
+
+
+class Pcscd:
+    """pcscd is one per machine: reuse a running one, else start `pcscd -f -a` and remember
+    that we did, so only ours is ever stopped."""
+
+    def __init__(self) -> None:
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def ensure(self, timeout: float = 10.0) -> bool:
+        """Start pcscd if none runs; True if we started it."""
+        if pcscd_running():
+            return False
+        exe = shutil.which("pcscd") or "/usr/sbin/pcscd"
+        self.proc = subprocess.Popen([exe, "-f", "-a"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout
+        while not pcscd_running():
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"pcscd exited with {self.proc.returncode}")
+            if time.monotonic() > deadline:
+                raise RuntimeError("pcscd did not start")
+            time.sleep(0.05)
+        return True
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+
+async def start_part(workdir: pathlib.Path, options: dict[str, Any]) -> StationPart:
+    pcscd = Pcscd()
+    started = await asyncio.to_thread(pcscd.ensure)
+    card = VirtualCard(workdir, options)
+    try:
+        await card.start()
+    except BaseException:
+        await card.stop()
+        if started:
+            pcscd.stop()
+        raise
+
+    async def stop() -> None:
+        await card.stop()
+        if started:
+            await asyncio.to_thread(pcscd.stop)
+
+    device = {"driver": "idcard", "reader": READER_NAME, "trust_store": str(card.trust_store)}
+    return StationPart(name="cccd_card", devices={"idcard0": device}, control=card.control, stop=stop,
+                       actions=VirtualCard.ACTIONS)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m simulators.cccd_card", description=__doc__)
+    ap.add_argument("--dir", default="run/cccd", help="work dir (trust store goes there)")
+    args = ap.parse_args(argv)
+
+    async def run() -> None:
+        part = await start_part(pathlib.Path(args.dir).resolve(), {})
+        print(f"ready reader={READER_NAME!r} trust_store={part.devices['idcard0']['trust_store']}", flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await stop.wait()
+        finally:
+            await part.stop()
+
+    asyncio.run(run())
+    return 0
+
