@@ -164,7 +164,7 @@ class SimulatedScale:
     def display(self) -> Display:
         now = self.now()
         raw = self.load.raw(now)
-        shown = round(raw - self.zero_offset - self.tare_kg, 2)
+        shown = round(raw - self.zero_offset - self.tare_kg, 3)
         return Display(weight_kg=shown, stable=self.load.settled(now),
                        overload=raw - self.zero_offset > self.load.capacity_kg,
                        net=self.tare_kg != 0.0, centre_of_zero=abs(shown) < 0.005)
