@@ -185,6 +185,8 @@ class Paper:
 
     def _draw_barcode(self, cmd: Command) -> None:
         data = (cmd.data or b"").decode("ascii", "replace")
+        if cmd.value == 73 and data[:1] == "{":  # CODE128 starts with its code set, e.g. "{B"
+            data = data[2:]
         self.symbols.append({"type": "barcode", "system": cmd.value, "data": data})
         module, height = self._barcode["width"], self._barcode["height"]
         bits = "".join(f"{ord(c):08b}" for c in data)  # a stand-in pattern, not scannable

@@ -101,3 +101,17 @@ def test_unknown_sequences_are_protocol_errors_and_skipped():
     else:
         raise AssertionError("accepted ESC 0xff")
     assert p.next_command().data == b"A"
+
+
+def test_raster_bands_are_at_most_255_rows_and_parse_back():
+    from protocols.escpos.raster import raster_bands
+
+    width_bytes, height = 3, 600
+    data = bytes((i * 7) & 0xFF for i in range(width_bytes * height))
+    bands = raster_bands(width_bytes, height, data)
+    assert len(bands) == 3
+    assert bands[0][:8] == b"\x1dv0\x00\x03\x00\xff\x00"
+    assert bands[2][:8] == b"\x1dv0\x00\x03\x00\x5a\x00"  # 600 - 2 * 255 = 90 rows
+    cmds = _commands(b"".join(bands))
+    assert [c.args for c in cmds] == [(3, 255), (3, 255), (3, 90)]
+    assert b"".join(c.data for c in cmds) == data
