@@ -82,11 +82,12 @@ class Rig:
 
 @contextlib.asynccontextmanager
 async def scale_rig(tmp_path: pathlib.Path, protocol: str, *, sim: Mapping[str, Any] | None = None,
-                    **options: Any) -> AsyncIterator[Rig]:
-    """Start one simulated scale and a driver on it (`options` are the driver's device options)."""
+                    driver_protocol: str | None = None, **options: Any) -> AsyncIterator[Rig]:
+    """Start one simulated scale speaking `protocol` and a driver on it configured for
+    `driver_protocol` (default the same; "auto" to detect). `options` are device options."""
     station = await start_scales(tmp_path, {"devices": {"scale0": {"protocol": protocol, **(sim or {})}}})
     s = station.scales["scale0"]
-    opts = {"port": s.path, "protocol": protocol, "software_parity": True, "poll_ms": 50,
+    opts = {"port": s.path, "protocol": driver_protocol or protocol, "software_parity": True, "poll_ms": 50,
             "answer_timeout_ms": 300, "idle_poll_ms": 300, "silence_ms": 800,
             "read_timeout_ms": 8000, "progress_ms": 0, **options}
     rig = Rig(station, None, "scale0")  # type: ignore[arg-type]

@@ -18,7 +18,7 @@ from typing import Any
 from drivers.base import HalError
 from drivers.scale.link import ScaleLink
 from protocols import scale
-from protocols.scale import Reading, Reply, ScaleCodec
+from protocols.scale import Reading, ScaleCodec
 
 
 class Detected:
@@ -43,9 +43,26 @@ def _groups(candidates: Iterable[str], software_parity: bool) -> list[tuple[dict
 
 
 def _heard(name: str, wire: bytes, software_parity: bool, verify_checksum: bool) -> int:
-    """How many well-formed readings of protocol `name` are in `wire`."""
+    """How many well-formed readings of protocol `name` are in `wire` (replies do not count:
+    a polled scale answering a stray line with an error is not streaming)."""
     codec = ScaleCodec(scale.get(name), software_parity, verify_checksum)
-    return sum(1 for ev in codec.feed(wire) if isinstance(ev, Reading | Reply))
+    return sum(1 for ev in codec.feed(wire) if isinstance(ev, Reading))
+
+
+def _passive(names: list[str], wire: bytes, software_parity: bool, verify_checksum: bool
+             ) -> Detected | None:
+    """The protocol whose frames arrived unasked (a stream, or a station's record), if any.
+
+    Also checked after each probe: a station's record may land while we wait for an answer.
+    """
+    best, best_count = None, 0
+    for name in names:
+        count = _heard(name, wire, software_parity, verify_checksum)
+        if count > best_count:
+            best, best_count = name, count
+    if best is None:
+        return None
+    return Detected(best, "records" if scale.get(best)["mode"] == "records" else "continuous")
 
 
 async def _collect(link: ScaleLink, seconds: float, done: Any = None) -> bytes:
@@ -75,15 +92,9 @@ async def detect(link: ScaleLink, candidates: Iterable[str], *, software_parity:
             link.reconfigure(line, software_parity)
             link.capture.clear()
             heard = await _collect(link, listen_s)
-            best, best_count = None, 0
-            for name in names:
-                count = _heard(name, heard, software_parity, verify_checksum)
-                if count > best_count:
-                    best, best_count = name, count
-            if best is not None:
-                spec = scale.get(best)
-                mode = "records" if spec["mode"] == "records" else "continuous"
-                return Detected(best, mode)
+            passive = _passive(names, heard, software_parity, verify_checksum)
+            if passive is not None:
+                return passive
             for name in names:
                 codec = ScaleCodec(scale.get(name), software_parity, verify_checksum)
                 probe = codec.probe()
@@ -99,6 +110,9 @@ async def detect(link: ScaleLink, candidates: Iterable[str], *, software_parity:
                                           lambda wire, c=codec, e=expect: c.probe_answered(e, wire))
                 if codec.probe_answered(expect, answered):
                     return Detected(name, "polled")
+                passive = _passive(names, answered, software_parity, verify_checksum)
+                if passive is not None:
+                    return passive
         raise HalError("no_device", "no known scale protocol answered on the port",
                        code=-32002, tried=list(candidates))
     finally:

@@ -217,9 +217,10 @@ class SimulatedScale:
         now = self.now()
         for b in data:
             c = bytes([b])
-            if now < self._echo_until:
+            if now < self._echo_until and c not in (b"W", b"Z", b"T", b"C", b"E"):
                 self.send(c)  # the echo test returns what follows E verbatim
                 continue
+            self._echo_until = 0.0
             self.commands_seen += 1
             if c == b"W":
                 self.send(frames.mettler_8217_weight(self.display()))
