@@ -1,0 +1,3 @@
+from halsvc.daemon import main
+
+raise SystemExit(main())
