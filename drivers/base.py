@@ -139,7 +139,8 @@ class RpcMethod:
     result: Mapping[str, Any]
     attr: str = ""
     role: str = "kiosk"  # least role allowed: kiosk < technician < admin
-    exclusive: bool = True  # honours claims, and the device shows `busy` while it runs
+    exclusive: bool = True  # the device shows `busy` while it runs
+    readonly: bool = False  # only looks (status, journal): allowed while another client holds a claim
     citizen_data: bool = False  # result/progress carry citizen data: never logged or broadcast
     long: bool = False  # may emit progress events
     errors: tuple[str, ...] = ()  # reasons it may answer with (documented in rpc.discover)
@@ -149,14 +150,14 @@ class RpcMethod:
 def rpc_method(name: str, summary: str, *, params: Mapping[str, Any] | None = None,
                result: Mapping[str, Any] | None = None, role: str = "kiosk",
                exclusive: bool = True, citizen_data: bool = False, long: bool = False,
-               errors: tuple[str, ...] = ()) -> Callable[[F], F]:
+               readonly: bool = False, errors: tuple[str, ...] = ()) -> Callable[[F], F]:
     """Declare a driver coroutine `async def m(self, params, ctx) -> dict` as an RPC method."""
 
     def mark(fn: F) -> F:
         fn.__rpc__ = RpcMethod(  # type: ignore[attr-defined]
             name=name, summary=summary, attr=fn.__name__,
             params=params or {"type": "object", "properties": {}, "additionalProperties": False},
-            result=result or {"type": "object"}, role=role, exclusive=exclusive,
+            result=result or {"type": "object"}, role=role, exclusive=exclusive, readonly=readonly,
             citizen_data=citizen_data, long=long, errors=errors)
         return fn
 
@@ -192,6 +193,8 @@ class Driver:
     selftest_levels: ClassVar[tuple[str, ...]] = ("internal", "external")
     backoff_initial: ClassVar[float] = 0.2
     backoff_cap: ClassVar[float] = 30.0
+    # The option hot-plug sets to the device node it found (e.g. /dev/ttyUSB0).
+    hotplug_option: ClassVar[str] = "port"
 
     def __init__(self, device_id: str, options: Mapping[str, Any], events: EventSink) -> None:
         self.device_id = device_id
@@ -274,6 +277,8 @@ class Driver:
         if options:
             self.options.update(options)
         self.present = True
+        if not hasattr(self, "_wake"):  # before run() started: run() will see `present`
+            return
         self._backoff.reset()
         self._wake.set()
 
