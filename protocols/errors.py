@@ -9,7 +9,7 @@ class ProtocolError(Exception):
     """Input that does not follow the protocol: a garbled frame, a bad TLV, a wrong MAC."""
 
     def __init__(self, message, reason="protocol_error"):
-        Exception.__init__(self, message)
+        super().__init__(message)
         self.message = message
         self.reason = reason
 
@@ -21,4 +21,4 @@ class Incomplete(ProtocolError):
     """More bytes are needed before the frame can be decoded."""
 
     def __init__(self, message="incomplete"):
-        ProtocolError.__init__(self, message, "incomplete")
+        super().__init__(message, "incomplete")

@@ -1,11 +1,13 @@
 """The simulated station: every simulator that exists, started together, and the daemon config
 that wires halsvc to them.
 
-    python -m simulators.station --dir run/sim [--only gpio_panel,escpos_printer]
+    python -m simulators.station --dir run/sim [--only gpio_panel,escpos_printer] [-- CMD ...]
 
 writes `<dir>/halsvc.toml` (profile `sim` plus one table per simulated device), serves fault
 injection on `<dir>/control.sock` (see `simulators.control`) and prints `ready <config>` when
-everything is up. SIGINT/SIGTERM stops every simulator.
+everything is up. With a command after `--` (what `make run` does with the daemon), it runs it
+with the parts' environment once the station is ready, and stops everything when it exits.
+SIGINT/SIGTERM stops the command (SIGTERM, then SIGKILL after 10 s) and every simulator.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import json
 import os
 import pathlib
 import signal
+import socket
 import sys
 from collections.abc import Mapping
 from typing import Any
@@ -27,7 +30,8 @@ from simulators.tomlw import dumps as toml_dumps
 
 # Every simulator the station knows, in start order. A part whose module is not there yet is
 # skipped, so the station grows with each device issue.
-PARTS = ("gpio_panel", "cccd_card", "escpos_printer", "ble_station", "serial_scale", "payment_terminal")
+# payment_terminal joins once drivers/payment is a driver (issue 8).
+PARTS = ("gpio_panel", "cccd_card", "escpos_printer", "ble_station", "serial_scale")
 
 
 async def start_parts(workdir: pathlib.Path, only: set[str] | None = None,
@@ -92,7 +96,58 @@ class ControlServer:
         return {"ok": True, **dict(result)}
 
 
-async def serve(workdir: pathlib.Path, only: set[str] | None) -> None:
+def _notify_listener(path: pathlib.Path, on_ready: str | None) -> socket.socket:
+    """A NOTIFY_SOCKET for the child, as systemd gives one: on READY=1 print `on_ready`."""
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(path))
+    sock.setblocking(False)
+
+    def readable() -> None:
+        with contextlib.suppress(OSError):
+            fields = sock.recv(4096).decode(errors="replace").split("\n")
+            if "READY=1" in fields and on_ready:
+                print(on_ready, flush=True)
+
+    asyncio.get_running_loop().add_reader(sock.fileno(), readable)
+    return sock
+
+
+async def _run_child(command: list[str], env: Mapping[str, str], stop: asyncio.Event,
+                     workdir: pathlib.Path, on_ready: str | None) -> int:
+    """Run `command` until it exits, or until `stop` (then SIGTERM, and SIGKILL after 10 s)."""
+    notify_path = workdir / "notify.sock"
+    notify = _notify_listener(notify_path, on_ready)
+    try:
+        return await _supervise(command, {**env, "NOTIFY_SOCKET": str(notify_path)}, stop)
+    finally:
+        asyncio.get_running_loop().remove_reader(notify.fileno())
+        notify.close()
+        with contextlib.suppress(FileNotFoundError):
+            notify_path.unlink()
+
+
+async def _supervise(command: list[str], env: Mapping[str, str], stop: asyncio.Event) -> int:
+    proc = await asyncio.create_subprocess_exec(*command, env={**os.environ, **env})
+    waiter = asyncio.ensure_future(proc.wait())
+    stopper = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    stopper.cancel()
+    if not waiter.done():
+        with contextlib.suppress(ProcessLookupError):
+            proc.terminate()
+        try:
+            await asyncio.wait_for(asyncio.shield(waiter), 10)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await waiter
+    return int(waiter.result())
+
+
+async def serve(workdir: pathlib.Path, only: set[str] | None, command: list[str] | None = None,
+                on_ready: str | None = None) -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     parts = await start_parts(workdir, only)
     env = {k: v for p in parts for k, v in p.env.items()}
@@ -111,8 +166,12 @@ async def serve(workdir: pathlib.Path, only: set[str] | None) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    rc = 0
     try:
-        await stop.wait()
+        if command:
+            rc = await _run_child(command, env, stop, workdir, on_ready)
+        else:
+            await stop.wait()
     finally:
         server.close()
         for part in reversed(parts):
@@ -120,6 +179,7 @@ async def serve(workdir: pathlib.Path, only: set[str] | None) -> None:
                 await part.stop()
         with contextlib.suppress(FileNotFoundError):
             control_path.unlink()
+    return rc
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -127,13 +187,16 @@ def main(argv: list[str] | None = None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dir", default="run/sim", help="work dir for sockets, ptys and the config")
     ap.add_argument("--only", help=f"comma-separated parts to start (of {', '.join(PARTS)})")
+    ap.add_argument("--ready-message", help="printed when the command reports READY=1 (sd_notify)")
+    ap.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD ARGS: run once the station is ready")
     args = ap.parse_args(argv)
     only = set(args.only.split(",")) if args.only else None
+    command = args.command[1:] if args.command[:1] == ["--"] else args.command
     try:
-        asyncio.run(serve(pathlib.Path(args.dir).resolve(), only))
+        return asyncio.run(serve(pathlib.Path(args.dir).resolve(), only, command or None,
+                                 args.ready_message))
     except KeyboardInterrupt:
-        pass
-    return 0
+        return 130
 
 
 if __name__ == "__main__":

@@ -274,6 +274,7 @@ def _decode_pairs(pattern, frame, verify_checksum):
 
 def decode_frame(spec, frame, verify_checksum=True):
     """One frame's bytes (no framing, no parity) → Reading or Reply; ProtocolError otherwise."""
+    prepare(spec)  # a caller may hand us a spec no codec has compiled yet
     default_unit = spec.get("unit", "kg")
     for pattern in spec["patterns"]:
         kind = pattern["event"]

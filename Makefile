@@ -1,0 +1,55 @@
+# halsvc — the two commands a newcomer needs are `make run` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+SOCKET ?= $(if $(HALSVC_SOCKET),$(HALSVC_SOCKET),$(CURDIR)/run/halsvc.sock)
+SHARED := $(wildcard ../shared/tools/check_layers.py)
+PYTEST_ARGS ?=
+
+.PHONY: help setup-run setup-test run test lint typecheck layers micropython pytest bench install clean
+
+help:
+	@echo "make run      start the daemon on the simulated station (then: $(VENV)/bin/halctl status)"
+	@echo "make test     ruff, mypy, layers, MicroPython protocol tests and pytest"
+	@echo "make bench    benchmarks in bench/, printed as ratios against their baselines"
+	@echo "make install  package, units, udev rules (DESTDIR=, PREFIX=)"
+
+setup-run:
+	@PYTHON=$(PYTHON) VENV=$(VENV) sh tools/setup.sh run
+
+setup-test:
+	@PYTHON=$(PYTHON) VENV=$(VENV) sh tools/setup.sh test
+
+# The daemon runs in the foreground on the simulated station; Ctrl-C stops it and every simulator.
+run: setup-run
+	@mkdir -p run
+	@echo "starting the simulated station and halsvc on $(SOCKET) (Ctrl-C stops everything)"
+	@exec $(PY) -m simulators.station --dir run/sim \
+	  --ready-message "halsvc is ready. In a second terminal:  $(VENV)/bin/halctl status   (or: . $(VENV)/bin/activate; halctl status)" \
+	  -- $(PY) -m halsvc --config run/sim/halsvc.toml --socket $(SOCKET)
+
+test: setup-test lint typecheck layers micropython pytest
+
+lint:
+	$(VENV)/bin/ruff check .
+
+typecheck:
+	$(VENV)/bin/mypy
+
+layers:
+	@if [ -n "$(SHARED)" ]; then $(PY) $(SHARED) && echo "layers: hold"; else echo "layers: ../shared not here, skipped"; fi
+
+micropython:
+	$(PY) tests/mpy_runner.py
+
+pytest:
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: setup-test
+	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+install:
+	sh tools/install.sh
+
+clean:
+	rm -rf run build *.egg-info .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,177 @@
+"""`halctl`: the technician's and script's view of a station.
+
+Exit codes: 0 success, 1 the operation failed, 2 usage error, 3 the daemon cannot be reached.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from halsvc import DEFAULT_SYSTEM_SOCKET
+from halsvc.client import Client, DaemonUnreachable, RpcError, default_socket
+
+OK, FAILED, USAGE, UNREACHABLE = 0, 1, 2, 3
+HINT = ("is the daemon running? In a checkout: `make run`; on a station: `systemctl status halsvc`. "
+        "Another socket: --socket PATH or HALSVC_SOCKET.")
+DETAIL_SKIP = {"device", "kind", "state", "claimed"}
+
+
+def _details(status: Mapping[str, Any]) -> str:
+    parts = []
+    for key, value in status.items():
+        if key in DETAIL_SKIP or value is None:
+            continue
+        if isinstance(value, dict):
+            value = ",".join(f"{k}={v}" for k, v in value.items())
+        parts.append(f"{key}={value}")
+    if status.get("claimed"):
+        parts.append("claimed")
+    return " ".join(parts)
+
+
+def table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
+    cells = [list(map(str, header))] + [[str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _device_rows(devices: list[Mapping[str, Any]]) -> list[list[Any]]:
+    return [[d["device"], d["kind"], d["state"], _details(d)] for d in devices]
+
+
+def cmd_status(hal: Client, args: argparse.Namespace) -> int:
+    st = hal.call("hal.status")
+    if args.json:
+        print(json.dumps(st, ensure_ascii=False, indent=2))
+    else:
+        print(f"halsvc {st['version']} up {st['uptime_s']:.0f}s, {st.get('connections', '?')} connection(s), "
+              f"you are {st.get('role', '?')} on {hal.path}")
+        print(table(_device_rows(st["devices"]), ("DEVICE", "KIND", "STATE", "DETAILS")) if st["devices"]
+              else "no devices configured")
+    bad = [d for d in st["devices"] if d["state"] not in ("online", "busy")]
+    return FAILED if bad and args.strict else OK
+
+
+def cmd_devices(hal: Client, args: argparse.Namespace) -> int:
+    devices = hal.call("device.list")["devices"]
+    if args.json:
+        print(json.dumps(devices, ensure_ascii=False, indent=2))
+    else:
+        print(table(_device_rows(devices), ("DEVICE", "KIND", "STATE", "DETAILS")))
+    return OK
+
+
+def _print_event(event: Mapping[str, Any], as_json: bool, out: Any = sys.stdout) -> None:
+    if as_json:
+        print(json.dumps(event, ensure_ascii=False), file=out, flush=True)
+        return
+    data = json.dumps(event.get("data", {}), ensure_ascii=False)
+    rid = f" (request {event['request_id']})" if "request_id" in event else ""
+    print(f"{event.get('time', '')} #{event.get('seq')} {event.get('topic')} {event.get('device') or '-'}"
+          f"{rid} {data}", file=out, flush=True)
+
+
+def cmd_call(hal: Client, args: argparse.Namespace) -> int:
+    try:
+        params = json.loads(args.params) if args.params else {}
+    except ValueError as exc:
+        print(f"halctl: params are not JSON: {exc}", file=sys.stderr)
+        return USAGE
+    if not isinstance(params, dict):
+        print("halctl: params must be a JSON object, e.g. '{\"device\": \"panel0\"}'", file=sys.stderr)
+        return USAGE
+    result = hal.call(args.method, params,
+                      on_progress=None if args.quiet else lambda e: _print_event(e, args.json, sys.stderr))
+    print(json.dumps(result, ensure_ascii=False, indent=None if args.json else 2))
+    return OK
+
+
+def cmd_events(hal: Client, args: argparse.Namespace) -> int:
+    hal.subscribe(*(args.topics or ["*"]))
+    count = 0
+    try:
+        for event in hal.events():
+            _print_event(event, args.json)
+            count += 1
+            if args.count and count >= args.count:
+                break
+    except KeyboardInterrupt:
+        pass
+    except ConnectionError:
+        print("halctl: the daemon closed the connection", file=sys.stderr)
+        return FAILED
+    return OK
+
+
+def _common(top: bool) -> argparse.ArgumentParser:
+    """--socket/--json, accepted before and after the command; a subcommand's copy must not
+    reset what was given before it, hence SUPPRESS there."""
+    common = argparse.ArgumentParser(add_help=False)
+    default: Any = None if top else argparse.SUPPRESS
+    common.add_argument("--socket", default=default, help="daemon socket (default $HALSVC_SOCKET, the "
+                        f"checkout's run/halsvc.sock, then {DEFAULT_SYSTEM_SOCKET})")
+    common.add_argument("--json", action="store_true", default=False if top else argparse.SUPPRESS,
+                        help="machine-readable output")
+    return common
+
+
+def parser() -> argparse.ArgumentParser:
+    common = _common(top=False)
+    ap = argparse.ArgumentParser(prog="halctl", parents=[_common(top=True)],
+                                 description="Inspect and drive a Digital Citizen Station through halsvc.",
+                                 epilog="Exit codes: 0 ok, 1 operation failed, 2 usage, 3 daemon unreachable.")
+    sub = ap.add_subparsers(dest="command", metavar="COMMAND")
+    p = sub.add_parser("status", parents=[common], help="daemon and device states")
+    p.add_argument("--strict", action="store_true", help="exit 1 if any device is not online")
+    p.set_defaults(fn=cmd_status)
+    p = sub.add_parser("devices", parents=[common], help="configured devices")
+    p.set_defaults(fn=cmd_devices)
+    p = sub.add_parser("call", parents=[common], help="call any method: halctl call buzzer.beep '{\"count\": 2}'")
+    p.add_argument("method")
+    p.add_argument("params", nargs="?", help="JSON object")
+    p.add_argument("-q", "--quiet", action="store_true", help="do not print progress events")
+    p.set_defaults(fn=cmd_call)
+    p = sub.add_parser("events", parents=[common], help="print events (default all topics) until Ctrl-C")
+    p.add_argument("topics", nargs="*", help="topic globs, e.g. 'printer.*' presence.changed")
+    p.add_argument("-n", "--count", type=int, default=0, help="stop after N events")
+    p.set_defaults(fn=cmd_events)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = parser()
+    try:
+        args = ap.parse_args(argv)
+    except SystemExit as exc:
+        return USAGE if exc.code not in (0, None) else OK
+    if not getattr(args, "fn", None):
+        ap.print_help(sys.stderr)
+        return USAGE
+    path = args.socket or default_socket()
+    try:
+        with Client(path) as hal:
+            return int(args.fn(hal, args))
+    except DaemonUnreachable as exc:
+        print(f"halctl: {exc}\nhalctl: {HINT}", file=sys.stderr)
+        return UNREACHABLE
+    except PermissionError:
+        print(f"halctl: no permission to use {path}; join group halsvc (or halsvc-tech) and log in again",
+              file=sys.stderr)
+        return UNREACHABLE
+    except RpcError as exc:
+        if args.json:
+            print(json.dumps({"error": {"code": exc.code, "message": exc.message, "data": exc.data}},
+                             ensure_ascii=False))
+        print(f"halctl: {exc.message} ({exc.reason})", file=sys.stderr)
+        return FAILED
+    except ConnectionError as exc:
+        print(f"halctl: {exc}", file=sys.stderr)
+        return FAILED
+    except BrokenPipeError:
+        return OK

@@ -1,0 +1,164 @@
+"""The simulated station and the daemon as real processes, for end-to-end tests.
+
+    st = Station(only={"gpio_panel"}).start()
+    async with st.client() as hal: ...
+    st.control("gpio_panel", "person_arrives")
+    st.restart_daemon(); st.stop()
+
+The daemon gets a NOTIFY_SOCKET that the harness binds, and the harness waits for its
+READY=1 — the same handshake systemd uses — so no test sleeps for a start-up.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pathlib
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import tomllib
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from halsvc.client import AsyncClient, Client
+from simulators.control import control as sim_control
+from simulators.tomlw import dumps as toml_dumps
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+START_TIMEOUT = 60.0  # a ceiling against hangs, not a measurement
+
+
+def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    for k, v in over.items():
+        if isinstance(v, Mapping) and isinstance(base.get(k), dict):
+            _merge(base[k], v)
+        else:
+            base[k] = v
+    return base
+
+
+class Station:
+    def __init__(self, only: Iterable[str] | None = None, config: Mapping[str, Any] | None = None,
+                 workdir: pathlib.Path | None = None) -> None:
+        self.only = set(only) if only is not None else None
+        self.extra_config = dict(config or {})
+        # Short paths: Unix socket paths are limited to 108 bytes.
+        self.workdir = workdir or pathlib.Path(tempfile.mkdtemp(prefix="hal-", dir="/tmp"))
+        self.simdir = self.workdir / "sim"
+        self.socket = self.workdir / "halsvc.sock"
+        self.config_path = self.workdir / "halsvc.toml"
+        self.daemon_log = self.workdir / "daemon.log"
+        self.station: subprocess.Popen[bytes] | None = None
+        self.daemon: subprocess.Popen[bytes] | None = None
+        self.env: dict[str, str] = {}
+        self.notify_fields: list[str] = []
+
+    # --- processes --------------------------------------------------------------------------
+    def start(self) -> Station:
+        cmd = [sys.executable, "-m", "simulators.station", "--dir", str(self.simdir)]
+        if self.only is not None:
+            cmd += ["--only", ",".join(sorted(self.only))]
+        self.station = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE,
+                                        stderr=open(self.workdir / "station.log", "wb"))  # noqa: SIM115
+        assert self.station.stdout is not None
+        line = self.station.stdout.readline().decode()
+        if not line.startswith("ready "):
+            self.stop()
+            raise RuntimeError(f"station did not start: {line!r}; see {self.workdir / 'station.log'}")
+        env_file = self.simdir / "station.env"
+        self.env = dict(x.split("=", 1) for x in env_file.read_text().splitlines() if "=" in x)
+        self.write_config()
+        self.start_daemon()
+        return self
+
+    def write_config(self, **extra: Any) -> None:
+        doc = tomllib.loads((self.simdir / "halsvc.toml").read_text())
+        doc["daemon"]["state_dir"] = str(self.workdir / "state")
+        _merge(doc, self.extra_config)
+        _merge(doc, extra)
+        self.config_path.write_text(toml_dumps(doc))
+
+    def start_daemon(self, args: Iterable[str] = ()) -> None:
+        notify_path = self.workdir / "notify.sock"
+        with contextlib.suppress(FileNotFoundError):
+            notify_path.unlink()
+        notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        notify.bind(str(notify_path))
+        notify.settimeout(START_TIMEOUT)
+        env = {**os.environ, **self.env, "NOTIFY_SOCKET": str(notify_path), "PYTHONPATH": str(ROOT)}
+        env.pop("HALSVC_SOCKET", None)
+        log = open(self.daemon_log, "ab")  # noqa: SIM115
+        self.daemon = subprocess.Popen(
+            [sys.executable, "-m", "halsvc", "--config", str(self.config_path), "--socket", str(self.socket),
+             *args], cwd=self.workdir, env=env, stdout=log, stderr=log)
+        log.close()
+        try:
+            while "READY=1" not in self.notify_fields:
+                try:
+                    self.notify_fields += notify.recv(4096).decode().split("\n")
+                except TimeoutError:
+                    raise RuntimeError(f"daemon not ready; log:\n{self.log()}") from None
+        finally:
+            notify.close()
+
+    def stop_daemon(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
+        proc, self.daemon = self.daemon, None
+        if proc is None:
+            return 0
+        if proc.poll() is None:
+            proc.send_signal(sig)
+        try:
+            return proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            raise
+
+    def restart_daemon(self, sig: int = signal.SIGTERM) -> None:
+        self.stop_daemon(sig)
+        self.notify_fields = []
+        self.start_daemon()
+
+    def stop(self) -> None:
+        with contextlib.suppress(Exception):
+            self.stop_daemon()
+        if self.station is not None and self.station.poll() is None:
+            self.station.send_signal(signal.SIGTERM)
+            try:
+                self.station.wait(30)
+            except subprocess.TimeoutExpired:
+                self.station.kill()
+                self.station.wait()
+        if self.station is not None and self.station.stdout is not None:
+            self.station.stdout.close()
+        self.station = None
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def log(self) -> str:
+        try:
+            return self.daemon_log.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    # --- clients and faults -----------------------------------------------------------------
+    def client(self) -> AsyncClient:
+        return AsyncClient(self.socket)
+
+    def sync_client(self, timeout: float | None = 30.0) -> Client:
+        return Client(self.socket, timeout=timeout)
+
+    def control(self, part: str, action: str, **args: Any) -> dict[str, Any]:
+        reply = dict(sim_control(self.simdir / "control.sock", part, action, **args))
+        if not reply.get("ok"):
+            raise RuntimeError(f"control {part} {action}: {reply}")
+        return reply
+
+    def __enter__(self) -> Station:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
