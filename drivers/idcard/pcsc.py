@@ -184,6 +184,13 @@ class PresenceWatcher:
 
     def stop(self) -> None:
         self._stop.set()
-        scard.SCardCancel(self._ctx)
-        self._thread.join(5)
+        # A cancel that lands before the thread has entered SCardGetStatusChange is lost, and the
+        # thread would then block for ever (and SCardReleaseContext with it): cancel until it is out.
+        for _ in range(50):
+            if not self._thread.is_alive():
+                break
+            scard.SCardCancel(self._ctx)
+            self._thread.join(0.1)
+        if self._thread.is_alive():
+            return  # leave the context rather than hang on it; the thread is a daemon
         scard.SCardReleaseContext(self._ctx)
