@@ -51,6 +51,12 @@ async def discover(conn: Connection, params: dict[str, Any], ctx: OperationConte
     return openrpc.document(conn.server.methods.values())
 
 
+@builtin("hal.ping", "Answer at once: a liveness check for front-ends and monitors.", role="public",
+         result={"type": "object", "required": ["pong"], "properties": {"pong": {"const": True}}})
+async def hal_ping(conn: Connection, params: dict[str, Any], ctx: OperationContext) -> Mapping[str, Any]:
+    return {"pong": True}
+
+
 @builtin("hal.status", "Daemon version, uptime, connections and every device's state.", role="public",
          result={"type": "object", "required": ["version", "uptime_s", "devices"], "properties": {
              "version": {"type": "string"}, "uptime_s": {"type": "number"},

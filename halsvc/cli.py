@@ -175,3 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         return FAILED
     except BrokenPipeError:
         return OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

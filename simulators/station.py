@@ -190,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ready-message", help="printed when the command reports READY=1 (sd_notify)")
     ap.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD ARGS: run once the station is ready")
     args = ap.parse_args(argv)
-    only = set(args.only.split(",")) if args.only else None
+    only = {p for p in args.only.split(",") if p} if args.only is not None else None
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     try:
         return asyncio.run(serve(pathlib.Path(args.dir).resolve(), only, command or None,

@@ -83,6 +83,7 @@ class Station:
         self.config_path.write_text(toml_dumps(doc))
 
     def start_daemon(self, args: Iterable[str] = ()) -> None:
+        self.notify_fields = []
         notify_path = self.workdir / "notify.sock"
         with contextlib.suppress(FileNotFoundError):
             notify_path.unlink()
@@ -120,7 +121,6 @@ class Station:
 
     def restart_daemon(self, sig: int = signal.SIGTERM) -> None:
         self.stop_daemon(sig)
-        self.notify_fields = []
         self.start_daemon()
 
     def stop(self) -> None:

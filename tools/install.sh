@@ -81,6 +81,9 @@ EOF
     ;;
 system)
     say "package into $DESTDIR$PREFIX (dependencies are the distribution's)"
+    # Debian's python3 would add /local to a PREFIX under the default scheme (/usr/local/local);
+    # deb_system takes PREFIX as given.
+    export DEB_PYTHON_INSTALL_LAYOUT=${DEB_PYTHON_INSTALL_LAYOUT:-deb_system}
     # shellcheck disable=SC2086
     "$PYTHON" -m pip install --root "${DESTDIR:-/}" --prefix "$PREFIX" --no-deps --quiet $PIP_ARGS "$STAGE"
     # Where pip put the console script depends on the interpreter's install scheme.
