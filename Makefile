@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 SOCKET ?= $(if $(HALSVC_SOCKET),$(HALSVC_SOCKET),$(CURDIR)/run/halsvc.sock)
+SIMDIR ?= run/sim
 SHARED := $(wildcard ../shared/tools/check_layers.py)
 PYTEST_ARGS ?=
 
@@ -22,11 +23,11 @@ setup-test:
 
 # The daemon runs in the foreground on the simulated station; Ctrl-C stops it and every simulator.
 run: setup-run
-	@mkdir -p run
+	@mkdir -p $(dir $(SOCKET)) $(SIMDIR)
 	@echo "starting the simulated station and halsvc on $(SOCKET) (Ctrl-C stops everything)"
-	@exec $(PY) -m simulators.station --dir run/sim \
+	@exec $(PY) -m simulators.station --dir $(SIMDIR) \
 	  --ready-message "halsvc is ready. In a second terminal:  $(VENV)/bin/halctl status   (or: . $(VENV)/bin/activate; halctl status)" \
-	  -- $(PY) -m halsvc --config run/sim/halsvc.toml --socket $(SOCKET)
+	  -- $(PY) -m halsvc --config $(SIMDIR)/halsvc.toml --socket $(SOCKET)
 
 test: setup-test lint typecheck layers micropython pytest
 

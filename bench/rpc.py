@@ -14,6 +14,7 @@ import asyncio
 import json
 import os
 import pathlib
+import shutil
 import socket
 import statistics
 import subprocess
@@ -109,8 +110,8 @@ def dbus_call(address: str) -> Callable[[], Awaitable[Call]]:
         bus = await MessageBus(bus_address=address).connect()
 
         async def call() -> None:
-            await bus.call(Message(destination="org.halsvc.Bench", path="/bench", interface="org.halsvc.Bench",
-                                   member="Echo", signature="s", body=["ping"]))
+            await bus.call(Message(destination="org.halsvc.Bench", path="/bench",
+                                   interface="org.halsvc.Bench", member="Echo", signature="s", body=["ping"]))
         return call
     return make
 
@@ -159,7 +160,8 @@ async def main_async(args: argparse.Namespace) -> None:
         procs.append(start([sys.executable, "-c", ECHO_SERVER, echo_path]))
         bus_path = tmp / "bus.sock"
         (tmp / "bus.conf").write_text(BUS_CONF.format(path=bus_path))
-        procs.append(start(["dbus-daemon", "--config-file", str(tmp / "bus.conf"), "--nofork", "--print-address"]))
+        procs.append(start(["dbus-daemon", "--config-file", str(tmp / "bus.conf"), "--nofork",
+                            "--print-address"]))
         address = f"unix:path={bus_path}"
         procs.append(start([sys.executable, "-c", DBUS_SERVER], {"DBUS_SESSION_BUS_ADDRESS": address}))
         config = tmp / "halsvc.toml"
@@ -207,9 +209,7 @@ async def main_async(args: argparse.Namespace) -> None:
                 p.wait(10)
             except subprocess.TimeoutExpired:
                 p.kill()
-        for f in tmp.iterdir():
-            if f.is_file() or f.is_socket():
-                f.unlink()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def main() -> None:

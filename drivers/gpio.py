@@ -232,8 +232,10 @@ class GpioDriver(Driver):
                     "count": {"type": "integer", "minimum": 1, "maximum": 100},
                     "on_ms": {"type": "integer", "minimum": 10, "maximum": 5000},
                     "off_ms": {"type": "integer", "minimum": 10, "maximum": 5000}}},
-                result={"type": "object", "required": ["beeps"], "properties": {"beeps": {"type": "integer"}}},
-                errors=("device_offline", "not_supported", "device_busy", "cancelled", "timeout", "link_lost"))
+                result={"type": "object", "required": ["beeps"],
+                        "properties": {"beeps": {"type": "integer"}}},
+                errors=("device_offline", "not_supported", "device_busy", "cancelled", "timeout",
+                        "link_lost"))
     async def beep(self, params: dict[str, Any], ctx: OperationContext) -> dict[str, Any]:
         self.require_online()
         if self.buzzer is None:

@@ -138,7 +138,8 @@ async def device_claim(conn: Connection, params: dict[str, Any], ctx: OperationC
          result={"type": "object", "required": ["device", "released"],
                  "properties": {"device": {"type": "string"}, "released": {"type": "boolean"}}},
          errors=("device_not_found", "not_claimed"))
-async def device_release(conn: Connection, params: dict[str, Any], ctx: OperationContext) -> Mapping[str, Any]:
+async def device_release(conn: Connection, params: dict[str, Any], ctx: OperationContext
+                         ) -> Mapping[str, Any]:
     conn.server.registry.release(params["device"], conn.id)
     return {"device": params["device"], "released": True}
 

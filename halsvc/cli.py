@@ -125,14 +125,16 @@ def parser() -> argparse.ArgumentParser:
     common = _common(top=False)
     ap = argparse.ArgumentParser(prog="halctl", parents=[_common(top=True)],
                                  description="Inspect and drive a Digital Citizen Station through halsvc.",
-                                 epilog="Exit codes: 0 ok, 1 operation failed, 2 usage, 3 daemon unreachable.")
+                                 epilog="Exit codes: 0 ok, 1 operation failed, 2 usage, "
+                                        "3 daemon unreachable.")
     sub = ap.add_subparsers(dest="command", metavar="COMMAND")
     p = sub.add_parser("status", parents=[common], help="daemon and device states")
     p.add_argument("--strict", action="store_true", help="exit 1 if any device is not online")
     p.set_defaults(fn=cmd_status)
     p = sub.add_parser("devices", parents=[common], help="configured devices")
     p.set_defaults(fn=cmd_devices)
-    p = sub.add_parser("call", parents=[common], help="call any method: halctl call buzzer.beep '{\"count\": 2}'")
+    p = sub.add_parser("call", parents=[common],
+                       help="call any method: halctl call buzzer.beep '{\"count\": 2}'")
     p.add_argument("method")
     p.add_argument("params", nargs="?", help="JSON object")
     p.add_argument("-q", "--quiet", action="store_true", help="do not print progress events")

@@ -173,15 +173,15 @@ class AsyncClient:
                    on_progress: Progress | None = None, request_id: Any = None) -> dict[str, Any]:
         """Call `method`; return its result or raise RpcError."""
         rid = request_id if request_id is not None else self.next_id()
-        msg = await self.request({"jsonrpc": "2.0", "id": rid, "method": method, "params": dict(params or {})},
-                                 on_progress)
+        msg = await self.request(
+            {"jsonrpc": "2.0", "id": rid, "method": method, "params": dict(params or {})}, on_progress)
         if "error" in msg:
             raise _error_of(msg)
         return msg["result"]
 
     async def notify(self, method: str, params: Mapping[str, Any] | None = None) -> None:
-        await self.send(json.dumps({"jsonrpc": "2.0", "method": method, "params": dict(params or {})}).encode()
-                        + b"\n")
+        msg = {"jsonrpc": "2.0", "method": method, "params": dict(params or {})}
+        await self.send(json.dumps(msg).encode() + b"\n")
 
     async def subscribe(self, *topics: str) -> list[str]:
         return list((await self.call("events.subscribe", {"topics": list(topics)}))["topics"])
@@ -195,14 +195,14 @@ class AsyncClient:
             yield event
 
     async def next_event(self, predicate: Callable[[Event], bool] = lambda e: True,
-                         timeout: float = 10.0) -> Event:
+                         timeout_s: float = 10.0) -> Event:
         """The next event that satisfies `predicate` (others are dropped)."""
         async def wait() -> Event:
             async for event in self.events():
                 if predicate(event):
                     return event
             raise ConnectionError(self.closed_reason or "connection closed")
-        return await asyncio.wait_for(wait(), timeout)
+        return await asyncio.wait_for(wait(), timeout_s)
 
 
 class Client:

@@ -238,7 +238,8 @@ def parse(text: str, path: str = "<string>") -> Config:
         except SchemaError as exc:
             raise _error(path, text, exc.path, exc.why) from None
         match = table.get("match")
-        if match is not None and not (isinstance(match, dict) and all(isinstance(v, str) for v in match.values())):
+        if match is not None and not (isinstance(match, dict)
+                                      and all(isinstance(v, str) for v in match.values())):
             raise _error(path, text, f"{where}.match", "must be a table of udev property = string")
         cfg.devices.append(DeviceConfig(dev_id, name, cls, options, match))
     cfg.usage = dict(doc.get("usage", {}))

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import datetime
 import fnmatch
+import functools
 import logging
 import socket
 import struct
@@ -27,8 +28,17 @@ from drivers.base import Driver, HalError, OperationContext, RpcMethod
 from halsvc import __version__
 from halsvc.config import ROLE_RANK, Config
 from halsvc.registry import Registry
-from halsvc.rpc import (INTERNAL_ERROR, INVALID_PARAMS, INVALID_REQUEST, RpcFault, decode_line,
-                        encode, error_response, parse_request, response)
+from halsvc.rpc import (
+    INTERNAL_ERROR,
+    INVALID_PARAMS,
+    INVALID_REQUEST,
+    RpcFault,
+    decode_line,
+    encode,
+    error_response,
+    parse_request,
+    response,
+)
 from halsvc.schema import SchemaError, validate
 
 log = logging.getLogger("halsvc.rpc")
@@ -260,7 +270,7 @@ class Connection(asyncio.Protocol):
         if tkey in self.inflight:  # a duplicate id in flight: the newer one is not cancellable
             tkey = ("_task", id(task))
         self.inflight[tkey] = task
-        task.add_done_callback(lambda t, k=tkey: self._done(k, t))
+        task.add_done_callback(functools.partial(self._done, tkey))
 
     def _done(self, key: Any, task: asyncio.Task[Any]) -> None:
         self.inflight.pop(key, None)
@@ -402,7 +412,8 @@ class Server:
             tb = "".join(traceback.format_tb(exc.__traceback__)[-3:])
             # The exception's text may hold device data; its type and place are enough.
             log.error("%s raised %s at\n%s", name, type(exc).__name__, tb, extra={"reason": "internal_error"})
-            return error_response(rid, RpcFault(INTERNAL_ERROR, f"internal error in {name}", "internal_error"))
+            fault = RpcFault(INTERNAL_ERROR, f"internal error in {name}", "internal_error")
+            return error_response(rid, fault)
 
     def cancel(self, conn: Connection, rid: Any, reason: HalError) -> bool:
         key = int(rid) if isinstance(rid, float) and rid.is_integer() else rid

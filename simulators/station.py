@@ -148,7 +148,7 @@ async def _supervise(command: list[str], env: Mapping[str, str], stop: asyncio.E
 
 async def serve(workdir: pathlib.Path, only: set[str] | None, command: list[str] | None = None,
                 on_ready: str | None = None) -> int:
-    workdir.mkdir(parents=True, exist_ok=True)
+    workdir.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - once, before anything runs
     parts = await start_parts(workdir, only)
     env = {k: v for p in parts for k, v in p.env.items()}
     config = station_config(parts, workdir)

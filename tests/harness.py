@@ -63,7 +63,7 @@ class Station:
         if self.only is not None:
             cmd += ["--only", ",".join(sorted(self.only))]
         self.station = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE,
-                                        stderr=open(self.workdir / "station.log", "wb"))  # noqa: SIM115
+                                        stderr=open(self.workdir / "station.log", "wb"))
         assert self.station.stdout is not None
         line = self.station.stdout.readline().decode()
         if not line.startswith("ready "):
@@ -92,7 +92,7 @@ class Station:
         notify.settimeout(START_TIMEOUT)
         env = {**os.environ, **self.env, "NOTIFY_SOCKET": str(notify_path), "PYTHONPATH": str(ROOT)}
         env.pop("HALSVC_SOCKET", None)
-        log = open(self.daemon_log, "ab")  # noqa: SIM115
+        log = open(self.daemon_log, "ab")
         self.daemon = subprocess.Popen(
             [sys.executable, "-m", "halsvc", "--config", str(self.config_path), "--socket", str(self.socket),
              *args], cwd=self.workdir, env=env, stdout=log, stderr=log)

@@ -157,7 +157,7 @@ def test_watchdog_pings_stop_while_the_loop_is_stuck(tmp_path: pathlib.Path, mon
         dog.start()
         await asyncio.sleep(0.2)
         blocked.append(time.monotonic())
-        time.sleep(0.6)  # the loop is stuck: a driver made a blocking call
+        time.sleep(0.6)  # noqa: ASYNC251 - on purpose: the loop is stuck, as a blocking driver call would
         blocked.append(time.monotonic())
         await asyncio.sleep(0.2)
         dog.stop()

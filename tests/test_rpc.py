@@ -168,7 +168,8 @@ def test_oversized_message_closes_only_that_connection(panel_station: Station) -
     big, other = Raw(panel_station), Raw(panel_station)
     try:
         try:  # the daemon hangs up as soon as the line passes the limit, mid-send
-            big.send(b'{"jsonrpc": "2.0", "id": 1, "method": "hal.status", "params": {"x": "' + b"a" * (2 << 20))
+            big.send(b'{"jsonrpc": "2.0", "id": 1, "method": "hal.status", "params": {"x": "'
+                     + b"a" * (2 << 20))
         except (BrokenPipeError, ConnectionResetError):
             pass
         reply = big.line()
@@ -268,7 +269,8 @@ def test_unsubscribed_topics_are_not_delivered(panel_station: Station) -> None:
     async def go() -> None:
         async with panel_station.client() as hal:
             await hal.subscribe("presence.*", "gpio.status")
-            assert (await hal.call("events.unsubscribe", {"topics": ["presence.*"]}))["topics"] == ["gpio.status"]
+            left = await hal.call("events.unsubscribe", {"topics": ["presence.*"]})
+            assert left["topics"] == ["gpio.status"]
             panel_station.control("gpio_panel", "person_arrives")
             await hal.call("indicator.set", {"name": "printer", "pattern": "on"})
             ev = await hal.next_event()
@@ -407,7 +409,7 @@ def test_unplugged_panel_goes_no_device_and_comes_back(panel_station: Station) -
                 await hal.call("indicator.set", {"name": "status", "pattern": "on"})
             assert info.value.reason == "device_offline"
             panel_station.control("gpio_panel", "plug")
-            await hal.next_event(lambda e: e["data"]["state"] == "online", timeout=30)
+            await hal.next_event(lambda e: e["data"]["state"] == "online", timeout_s=30)
             await hal.call("indicator.set", {"name": "status", "pattern": "on"})
             assert panel_station.control("gpio_panel", "state")["lamps"]["status"] == 1.0
     run(go())
