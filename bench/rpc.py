@@ -66,6 +66,7 @@ BUS_CONF = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configur
 <allow own="*"/></policy></busconfig>"""
 
 Call = Callable[[], Awaitable[None]]
+BUSES: list[object] = []  # dbus-fast connections, closed before the servers stop
 
 
 async def measure(make_call: Callable[[], Awaitable[Call]], clients: int, per_client: int
@@ -108,6 +109,7 @@ def dbus_call(address: str) -> Callable[[], Awaitable[Call]]:
 
     async def make() -> Call:
         bus = await MessageBus(bus_address=address).connect()
+        BUSES.append(bus)
 
         async def call() -> None:
             await bus.call(Message(destination="org.halsvc.Bench", path="/bench",
@@ -202,6 +204,8 @@ async def main_async(args: argparse.Namespace) -> None:
         print(f"{f'CPU while idle for {args.idle_s:.0f} s (no devices)':48} {idle:6.2f} %    target < 0.5 %")
         del cpu0
     finally:
+        for bus in BUSES:
+            bus.disconnect()  # type: ignore[attr-defined]
         for p in reversed(procs):
             p.terminate()
         for p in procs:

@@ -5,6 +5,7 @@ Declared with the same `RpcMethod` as driver methods, so `rpc.discover` document
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -107,6 +108,29 @@ async def unsubscribe(conn: Connection, params: dict[str, Any], ctx: OperationCo
 async def device_list(conn: Connection, params: dict[str, Any], ctx: OperationContext) -> Mapping[str, Any]:
     server = conn.server
     return {"devices": [server.device_status(d) for d in server.registry.devices.values()]}
+
+
+@builtin("device.hardware", "What udev sees that the daemon could drive, matched by a device's `match` "
+         "or not (technicians: is it plugged in, is it recognised).", role="technician",
+         result={"type": "object", "required": ["hardware"],
+                 "properties": {"hardware": {"type": "array", "items": {"type": "object"}},
+                                "hotplug": {"type": "boolean"}}},
+         errors=("not_supported",))
+async def device_hardware(conn: Connection, params: dict[str, Any], ctx: OperationContext
+                          ) -> Mapping[str, Any]:
+    server = conn.server
+    monitor = server.hotplug
+    try:
+        if monitor is not None:
+            hardware = await asyncio.to_thread(monitor.hardware)
+        else:
+            from halsvc.hotplug import list_hardware
+
+            selectors = {d.id: d.match for d in server.config.devices if d.match}
+            hardware = await asyncio.to_thread(list_hardware, selectors)
+    except Exception as exc:  # no udev here (a container, a CI runner without /run/udev)
+        raise HalError("not_supported", f"udev is not available: {type(exc).__name__}") from None
+    return {"hardware": hardware, "hotplug": monitor is not None}
 
 
 @builtin("device.status", "One device's state and details.",

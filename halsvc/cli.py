@@ -59,6 +59,19 @@ def cmd_status(hal: Client, args: argparse.Namespace) -> int:
 
 
 def cmd_devices(hal: Client, args: argparse.Namespace) -> int:
+    if args.hardware:
+        hw = hal.call("device.hardware")["hardware"]
+        if args.json:
+            print(json.dumps(hw, ensure_ascii=False, indent=2))
+        elif not hw:
+            print("udev shows no hardware the daemon could drive")
+        else:
+            rows = [[h.get("devnode") or h.get("sys_path"), h.get("kind") or "?",
+                     f"{h.get('vendor_id') or '-'}:{h.get('model_id') or '-'}",
+                     " ".join(filter(None, [h.get("vendor"), h.get("model")])) or "-",
+                     ",".join(h.get("matched") or []) or "-", h.get("driving") or "-"] for h in hw]
+            print(table(rows, ("NODE", "KIND", "USB ID", "PRODUCT", "MATCHED BY", "DRIVEN BY")))
+        return OK
     devices = hal.call("device.list")["devices"]
     if args.json:
         print(json.dumps(devices, ensure_ascii=False, indent=2))
@@ -131,7 +144,9 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("status", parents=[common], help="daemon and device states")
     p.add_argument("--strict", action="store_true", help="exit 1 if any device is not online")
     p.set_defaults(fn=cmd_status)
-    p = sub.add_parser("devices", parents=[common], help="configured devices")
+    p = sub.add_parser("devices", parents=[common], help="configured devices (--hardware: what udev sees)")
+    p.add_argument("--hardware", action="store_true",
+                   help="list the hardware udev sees that the daemon could drive, matched or not")
     p.set_defaults(fn=cmd_devices)
     p = sub.add_parser("call", parents=[common],
                        help="call any method: halctl call buzzer.beep '{\"count\": 2}'")

@@ -100,7 +100,7 @@ async def serve(config: Config, args_socket: str | None) -> int:
         await server.serve_socket(bind_socket(own_path, config))
         where = own_path
     server.registry.start()
-    monitor = _start_hotplug(server)
+    monitor = server.hotplug = _start_hotplug(server)
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)

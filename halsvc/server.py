@@ -321,6 +321,7 @@ class Server:
         self.registry = registry_factory(self.publish)
         self.methods: dict[str, Method] = {}
         self._servers: list[asyncio.AbstractServer] = []
+        self.hotplug: Any = None  # the HotplugMonitor, when any device has a `match`
         self.stopping = False
         from halsvc import builtins  # the built-ins need Server's names; import late
 

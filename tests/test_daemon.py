@@ -200,6 +200,8 @@ def test_halctl_status_devices_call_events_and_exit_codes(station: Callable[...,
     assert out.returncode == 0 and json.loads(out.stdout)["devices"][0]["device"] == "panel0"
     out = halctl("devices", "--json", "--socket", sock)
     assert json.loads(out.stdout)[0]["kind"] == "gpio"
+    out = halctl("devices", "--hardware", "--json", "--socket", sock)
+    assert out.returncode == 0 and isinstance(json.loads(out.stdout), list)
     out = halctl("call", "buzzer.beep", '{"count": 2, "on_ms": 10}', "--socket", sock)
     assert out.returncode == 0 and json.loads(out.stdout) == {"beeps": 2}
     assert "buzzer.beep" in out.stderr  # progress goes to stderr
