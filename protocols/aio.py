@@ -9,7 +9,7 @@ except ImportError:
     import asyncio
 
 try:
-    from time import ticks_diff, ticks_ms  # MicroPython
+    from time import ticks_diff, ticks_ms  # type: ignore[attr-defined]  # MicroPython only
 except ImportError:
     import time as _time
 

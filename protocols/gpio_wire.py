@@ -59,7 +59,7 @@ class Decoder:
 
     def feed(self, data):
         self.buf += data
-        out = []
+        out = []  # type: list[tuple[int, float]]
         while True:
             i = self.buf.find(b"\n")
             if i < 0:

@@ -298,7 +298,7 @@ class PaymentTerminal:
             run["conn"].send(response)
 
     async def _on_abort(self, conn: Connection, msg: m.Message) -> None:
-        category, service_id, _ = m.referenced_message(msg.body)
+        _category, service_id, _ = m.referenced_message(msg.body)
         run = self.running
         if run is not None and run["rec"]["service_id"] == service_id:
             run["abort"].set()

@@ -76,13 +76,13 @@ class DriverHarness:
         self.events.append((topic, dict(data)))
         self.changed.set()
 
-    async def wait_for(self, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+    async def wait_for(self, predicate: Callable[[], bool], timeout_s: float = 10.0) -> None:
         async def waiter() -> None:
             while not predicate():
                 self.changed.clear()
                 await self.changed.wait()
 
-        await asyncio.wait_for(waiter(), timeout)
+        await asyncio.wait_for(waiter(), timeout_s)
 
     async def __aenter__(self) -> DriverHarness:
         self.task = asyncio.create_task(self.driver.run())

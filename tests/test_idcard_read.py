@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import base64
 
+import idcard_fixtures
 import pytest
-from idcard_fixtures import CardRig, DriverHarness, card, card_rig, run  # noqa: F401
+from idcard_fixtures import CardRig, DriverHarness, run
 
 from drivers.base import HalError
 from simulators.cccd_card.document import DEFAULT_CITIZEN
+
+# The fixtures, registered in this module under their own names (assigned, not imported, so the
+# test parameters that receive them do not redefine an import).
+card_rig = idcard_fixtures.card_rig
+card = idcard_fixtures.card
 
 CAN = DEFAULT_CITIZEN["id_number"][-6:]
 

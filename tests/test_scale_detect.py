@@ -58,7 +58,8 @@ def test_nothing_recognised_leaves_the_device_offline_and_retrying(tmp_path):
 
 def test_candidates_limit_what_detection_tries(tmp_path):
     async def go():
-        async with scale_rig(tmp_path, "mt_sics", driver_protocol="auto", candidates=["and", "mt_sics"]) as rig:
+        async with scale_rig(tmp_path, "mt_sics", driver_protocol="auto",
+                             candidates=["and", "mt_sics"]) as rig:
             await rig.online()
             assert rig.driver.details["protocol"] == "mt_sics"
             # the 8217 echo probe was never sent: the MT-SICS scale saw no stray `Ehello` line

@@ -39,7 +39,8 @@ def test_a_weight_that_never_settles_is_unstable_weight(tmp_path, protocol):
     run(go())
 
 
-@pytest.mark.xfail(reason="issue 7, open: stable=false read on a settling MT-SICS scale returns no weight", strict=False)
+@pytest.mark.xfail(reason="issue 7, open: stable=false read on a settling MT-SICS scale returns no weight",
+                   strict=False)
 def test_unstable_read_returns_the_moving_weight_at_once(tmp_path):
     async def go():
         async with scale_rig(tmp_path, "mt_sics") as rig:
@@ -64,8 +65,10 @@ def test_below_zero_is_invalid_reading(tmp_path, protocol):
 
 
 @pytest.mark.parametrize("protocol", [
-    pytest.param("and", marks=pytest.mark.xfail(run=False, reason="issue 7, open: random noise can hang the A&D read")),
-    pytest.param("cas", marks=pytest.mark.xfail(run=False, reason="issue 7, open: random noise loses the CAS link")),
+    pytest.param("and", marks=pytest.mark.xfail(
+        run=False, reason="issue 7, open: random noise can hang the A&D read")),
+    pytest.param("cas", marks=pytest.mark.xfail(
+        run=False, reason="issue 7, open: random noise loses the CAS link")),
     "mettler_8217"])
 def test_noise_bytes_on_the_line_do_not_spoil_reads(tmp_path, protocol):
     async def go():

@@ -76,8 +76,10 @@ class IdCardDriver(Driver):
     options_schema = {
         "type": "object",
         "properties": {
-            "reader": {"type": "string", "description": "PC/SC reader name (or part of it); default: the first"},
-            "trust_store": {"type": "string", "description": "CSCA certificates: a PEM/DER file or a directory"},
+            "reader": {"type": "string",
+                       "description": "PC/SC reader name (or part of it); default: the first"},
+            "trust_store": {"type": "string",
+                            "description": "CSCA certificates: a PEM/DER file or a directory"},
             "extended_length": {"type": "string", "enum": ["auto", "never"],
                                 "description": "Use extended-length reads when the card advertises them"},
             "block_size": {"type": "integer", "minimum": 16, "maximum": 231,
@@ -134,8 +136,10 @@ class IdCardDriver(Driver):
 
     async def selftest(self, level: str) -> dict[str, Any]:
         self.require_online()
-        checks = [{"name": "pcsc_reader", "passed": self.pcsc is not None, "reader": self._details.get("reader")},
-                  {"name": "trust_store", "passed": bool(self.trust_store), "certificates": len(self.trust_store)}]
+        checks = [{"name": "pcsc_reader", "passed": self.pcsc is not None,
+                   "reader": self._details.get("reader")},
+                  {"name": "trust_store", "passed": bool(self.trust_store),
+                   "certificates": len(self.trust_store)}]
         return {"passed": all(c["passed"] for c in checks), "level": level, "checks": checks}
 
     # --- RPC ---------------------------------------------------------------------------------
@@ -201,8 +205,8 @@ class IdCardDriver(Driver):
                            "ms": round((time.perf_counter() - started) * 1000.0, 1),
                            "extended_length": bool(memory.get("extended")),
                            "pace_compute_ms": None if session.pace_ms is None else round(session.pace_ms, 1)}
-        log.info("%s: card read (%s, %d APDUs, %d bytes)", self.device_id, access, session.apdus, session.bytes,
-                 extra={"device": self.device_id})
+        log.info("%s: card read (%s, %d APDUs, %d bytes)", self.device_id, access, session.apdus,
+                 session.bytes, extra={"device": self.device_id})
         return result
 
     async def _read_groups(self, session: CardSession, wanted: list[int | str], verify: bool,
@@ -260,7 +264,8 @@ class IdCardDriver(Driver):
         result["authenticity"] = authenticity
         return result
 
-    async def _active_auth(self, session: CardSession, files: dict[int | str, bytes], fetch: Any) -> dict[str, Any]:
+    async def _active_auth(self, session: CardSession, files: dict[int | str, bytes],
+                           fetch: Any) -> dict[str, Any]:
         try:
             from protocols.emrtd import sod as sodmod
 

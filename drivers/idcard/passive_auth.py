@@ -164,7 +164,8 @@ def verify_active_authentication(spki_der: bytes, algorithm_oid: str | None, cha
     half = len(signature) // 2
     if not signature or len(signature) % 2:
         return {"status": "invalid", "failed": "aa_signature"}
-    der = encode_dss_signature(int.from_bytes(signature[:half], "big"), int.from_bytes(signature[half:], "big"))
+    der = encode_dss_signature(int.from_bytes(signature[:half], "big"),
+                               int.from_bytes(signature[half:], "big"))
     try:
         key.verify(der, challenge, ec.ECDSA(_HASHES[hash_name]()))
     except InvalidSignature:

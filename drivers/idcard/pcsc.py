@@ -9,10 +9,13 @@ import asyncio
 import concurrent.futures
 import threading
 from collections.abc import Callable
+from typing import TypeVar
 
 from smartcard import scard
 
 from drivers.base import HalError
+
+_T = TypeVar("_T")
 
 # PC/SC codes meaning the card is gone (pcsclite's pcsclite.h)
 _CARD_GONE = {
@@ -56,7 +59,7 @@ class PcscReader:
         self._card: int | None = None
         self._protocol = 0
 
-    async def _call(self, fn: Callable[..., object], *args: object) -> object:
+    async def _call(self, fn: Callable[..., _T], *args: object) -> _T:
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
 
     def _open(self) -> str:
@@ -100,7 +103,7 @@ class PcscReader:
 
     async def connect_card(self) -> bytes:
         """Connect exclusively to the card; returns its ATR."""
-        return bytes(await self._call(self._connect))  # type: ignore[arg-type]
+        return bytes(await self._call(self._connect))
 
     def _transmit(self, apdu: bytes) -> bytes:
         if self._card is None:
@@ -111,7 +114,7 @@ class PcscReader:
         return bytes(response)
 
     async def transmit(self, apdu: bytes) -> bytes:
-        return bytes(await self._call(self._transmit, apdu))  # type: ignore[arg-type]
+        return bytes(await self._call(self._transmit, apdu))
 
     def _disconnect(self, reset: bool) -> None:
         if self._card is not None:

@@ -137,7 +137,7 @@ class CardSession:
                 return None
         content = b""
         while True:
-            data, sw = await self.raw(iso7816.read_binary(len(content), 256 if not content else 256))
+            data, sw = await self.raw(iso7816.read_binary(len(content), 256))
             if sw & 0xFF00 == 0x6C00:
                 data, sw = await self.raw(iso7816.read_binary(len(content), (sw & 0xFF) or 256))
             if sw not in (iso7816.SW_OK, iso7816.SW_END_OF_FILE) or not data:

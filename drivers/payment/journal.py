@@ -149,7 +149,8 @@ class Journal:
 
     # --- payments ---------------------------------------------------------------------------
     def begin_payment(self, key: str, sale_id: str, poi_id: str, amount: int, currency: str,
-                      reference: str | None, timestamp: str) -> tuple[int, tx.PaymentTransaction, dict[str, Any]]:
+                      reference: str | None,
+                      timestamp: str) -> tuple[int, tx.PaymentTransaction, dict[str, Any]]:
         """Create an attempt in state `pending` and return (id, transaction, PaymentRequest).
 
         When this returns, the journal already says the request may have left.
@@ -187,7 +188,8 @@ class Journal:
 
     def record_reconciliation(self, service_id: str, reconciliation_id: str | None, totals: str) -> None:
         with self._tx() as db:
-            db.execute("INSERT INTO reconciliations(service_id, reconciliation_id, totals, at) VALUES (?,?,?,?)",
+            db.execute("INSERT INTO reconciliations(service_id, reconciliation_id, totals, at) "
+                       "VALUES (?,?,?,?)",
                        (service_id, reconciliation_id, totals, _now()))
 
     # --- reading ----------------------------------------------------------------------------
@@ -210,7 +212,8 @@ class Journal:
 
     def unfinished(self) -> list[dict[str, Any]]:
         marks = ",".join("?" * len(tx.UNFINISHED))
-        return self._rows(f"SELECT * FROM payments WHERE state IN ({marks}) ORDER BY id", tuple(tx.UNFINISHED))
+        return self._rows(f"SELECT * FROM payments WHERE state IN ({marks}) ORDER BY id",
+                          tuple(tx.UNFINISHED))
 
     def entries(self, limit: int = 100, before_id: int | None = None) -> list[dict[str, Any]]:
         if before_id is None:
@@ -232,7 +235,8 @@ class Journal:
             "SELECT COUNT(*), COALESCE(SUM(authorized_amount),0) FROM payments "
             "WHERE state IN ('approved','reversing') AND id>?", (after_id,)).fetchone()
         rev = self._db.execute(
-            "SELECT COUNT(*), COALESCE(SUM(authorized_amount),0) FROM payments WHERE state='reversed' AND id>?",
+            "SELECT COUNT(*), COALESCE(SUM(authorized_amount),0) FROM payments "
+            "WHERE state='reversed' AND id>?",
             (after_id,)).fetchone()
         return {"approved_count": row[0], "approved_amount": row[1], "reversed_count": rev[0],
                 "reversed_amount": rev[1]}

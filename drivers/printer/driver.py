@@ -45,7 +45,8 @@ PRINT_RESULT = {
         "reason": {"type": ["string", "null"],
                    "description": "Why it failed: paper_out, cover_open, cutter_error, printer_offline, "
                                   "hardware_error, link_lost, cancelled, interrupted."},
-        "repeated": {"type": "boolean", "description": "True when this job id was seen before: nothing printed now."},
+        "repeated": {"type": "boolean",
+                     "description": "True when this job id was seen before: nothing printed now."},
     },
     "required": ["job_id", "status", "reason"],
 }
@@ -75,27 +76,38 @@ class PrinterDriver(Driver):
         "type": "object",
         "properties": {
             "driver": {"type": "string", "description": "printer"},
-            "transport": {"type": "string", "enum": ["serial", "usb", "tcp"], "description": "How the printer is attached."},
+            "transport": {"type": "string", "enum": ["serial", "usb", "tcp"],
+                          "description": "How the printer is attached."},
             "port": {"type": "string", "description": "Serial device path (transport serial)."},
             "baudrate": {"type": "integer", "minimum": 1200, "description": "Serial line rate."},
             "flow_control": {"type": "string", "enum": ["xonxoff", "rtscts", "dsrdtr", "none"],
                              "description": "Serial flow control; the printer's buffer needs one."},
-            "path": {"type": "string", "description": "USB printer class device, e.g. /dev/usb/lp0."},
+            "path": {"type": "string",
+                     "description": "USB printer class device, e.g. /dev/usb/lp0."},
             "host": {"type": "string", "description": "Network printer address (transport tcp)."},
-            "tcp_port": {"type": "integer", "minimum": 1, "maximum": 65535, "description": "Raw print port, 9100."},
+            "tcp_port": {"type": "integer", "minimum": 1, "maximum": 65535,
+                         "description": "Raw print port, 9100."},
             "paper_mm": {"type": "integer", "enum": [58, 80], "description": "Paper width."},
             "text_mode": {"type": "string", "enum": ["raster", "codepage"],
-                          "description": "raster: Vietnamese drawn as an image (any printer); codepage: CP1258 text."},
-            "codepage": {"type": "string", "description": "Code page for text_mode codepage (CP1258)."},
-            "native_qr": {"type": "boolean", "description": "QR by the printer (GS ( k) rather than as an image."},
-            "font_dir": {"type": "string", "description": "Directory holding DejaVuSans.ttf and DejaVuSans-Bold.ttf."},
-            "status_interval_s": {"type": "number", "minimum": 0.1, "description": "Idle status poll period."},
-            "status_timeout_s": {"type": "number", "minimum": 0.05, "description": "Wait for a DLE EOT reply."},
+                          "description": "raster: Vietnamese drawn as an image (any printer); "
+                                         "codepage: CP1258 text."},
+            "codepage": {"type": "string",
+                         "description": "Code page for text_mode codepage (CP1258)."},
+            "native_qr": {"type": "boolean",
+                          "description": "QR by the printer (GS ( k) rather than as an image."},
+            "font_dir": {"type": "string",
+                         "description": "Directory holding DejaVuSans.ttf and DejaVuSans-Bold.ttf."},
+            "status_interval_s": {"type": "number", "minimum": 0.1,
+                                  "description": "Idle status poll period."},
+            "status_timeout_s": {"type": "number", "minimum": 0.05,
+                                 "description": "Wait for a DLE EOT reply."},
             "stall_timeout_s": {"type": "number", "minimum": 0.1,
                                 "description": "No data accepted for this long mid-job: the link is lost."},
             "finish_timeout_s": {"type": "number", "minimum": 0.1,
-                                 "description": "Extra time, beyond the wire time, for the last data to print."},
-            "keep_jobs_days": {"type": "number", "minimum": 1, "description": "How long job ids are remembered."},
+                                 "description": "Extra time, beyond the wire time, "
+                                                "for the last data to print."},
+            "keep_jobs_days": {"type": "number", "minimum": 1,
+                               "description": "How long job ids are remembered."},
         },
         "additionalProperties": True,
     }
@@ -202,26 +214,26 @@ class PrinterDriver(Driver):
                         bfut.set_result(ev.byte)
 
     # --- status ------------------------------------------------------------------------------
-    async def _realtime(self, n: int, timeout: float) -> st.RealtimeStatus:
+    async def _realtime(self, n: int, timeout_s: float) -> st.RealtimeStatus:
         assert self._link is not None
         fut: asyncio.Future[st.RealtimeStatus] = asyncio.get_running_loop().create_future()
         self._rt_waiters.append(fut)
         self._splitter.expect_realtime(n)
         self._link.write(st.realtime_status_request(n))
         try:
-            return await asyncio.wait_for(fut, timeout)
+            return await asyncio.wait_for(fut, timeout_s)
         except (TimeoutError, asyncio.CancelledError):
             # Replies are matched in order: after a lost one, start the queue afresh.
             self._fail_waiters()
             raise
 
-    async def _refresh_status(self, timeout: float | None = None) -> st.PrinterStatus:
+    async def _refresh_status(self, timeout_s: float | None = None) -> st.PrinterStatus:
         if self._link is None:
             raise HalError("device_offline", f"{self.device_id} is not connected")
-        timeout = timeout if timeout is not None else self._opt("status_timeout_s", 1.0)
+        timeout_s = timeout_s if timeout_s is not None else self._opt("status_timeout_s", 1.0)
         async with self._query_lock:
             for n in (st.PRINTER, st.OFFLINE_CAUSE, st.ERROR_CAUSE, st.ROLL_PAPER):
-                await self._realtime(n, timeout)
+                await self._realtime(n, timeout_s)
         self._publish()
         return self._printer
 
@@ -280,13 +292,16 @@ class PrinterDriver(Driver):
                 "job_id": {"type": "string", "minLength": 1, "maxLength": 128,
                            "description": "Idempotency key chosen by the client; never prints twice."},
                 "document": {"type": "object", "description": "A receipt: {\"blocks\": [...]}.",
-                             "properties": {"blocks": {"type": "array", "items": BLOCK_SCHEMA, "minItems": 1,
-                                                       "maxItems": 200, "description": "Blocks, top to bottom."}},
+                             "properties": {"blocks": {"type": "array", "items": BLOCK_SCHEMA,
+                                                       "minItems": 1, "maxItems": 200,
+                                                       "description": "Blocks, top to bottom."}},
                              "required": ["blocks"], "additionalProperties": False},
-                "template": {"type": "string", "enum": sorted(TEMPLATES), "description": "A built-in template."},
-                "data": {"type": "object", "description": "The template's fields (payment_receipt: amount, items, "
-                                                          "transaction_id, time, method, vietqr…; health_slip: "
-                                                          "blood_pressure, spo2, pulse, weight_kg, height_cm, bmi, time)."},
+                "template": {"type": "string", "enum": sorted(TEMPLATES),
+                             "description": "A built-in template."},
+                "data": {"type": "object",
+                         "description": "The template's fields (payment_receipt: amount, items, "
+                                        "transaction_id, time, method, vietqr…; health_slip: "
+                                        "blood_pressure, spo2, pulse, weight_kg, height_cm, bmi, time)."},
             },
             "required": ["job_id"],
             "oneOf": [{"required": ["document"]}, {"required": ["template"]}],
@@ -358,7 +373,8 @@ class PrinterDriver(Driver):
                     lost = str(exc) or "printer went silent"
                     return self._outcome(job_id, "failed", "link_lost")
                 result = self._outcome(job_id, "printed" if fault is None else "failed", fault)
-                ctx.progress("printer.progress", {"job_id": job_id, "phase": "done", "status": result["status"]})
+                ctx.progress("printer.progress",
+                             {"job_id": job_id, "phase": "done", "status": result["status"]})
                 return result
         except HalError as exc:
             if exc.reason != "link_lost":
@@ -447,7 +463,8 @@ class PrinterDriver(Driver):
                     break
                 self._status_changed.clear()
                 changed = asyncio.ensure_future(self._status_changed.wait())
-                await asyncio.wait({fut, changed}, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
+                waiters: set[asyncio.Future[Any]] = {fut, changed}
+                await asyncio.wait(waiters, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
                 changed.cancel()
             if fut.done() and not fut.cancelled():
                 return self._printer.fault()
@@ -485,9 +502,9 @@ class PrinterDriver(Driver):
         if level == "external" and all(c["passed"] for c in checks):
             import time
 
-            result = await self._print_once(f"selftest-{time.time():.0f}",
-                                            await self._render(test_page(int(self.options.get("paper_mm", 80)))),
-                                            OperationContext())
+            job_id = f"selftest-{time.time():.0f}"
+            page = await self._render(test_page(int(self.options.get("paper_mm", 80))))
+            result = await self._print_once(job_id, page, OperationContext())
             checks.append({"name": "test_page", "passed": result["status"] == "printed", "detail": result})
         return {"passed": all(c["passed"] for c in checks), "level": level, "checks": checks}
 

@@ -131,7 +131,7 @@ class ReceiptRenderer:
     def _line_height(self, font: ImageFont.FreeTypeFont) -> int:
         ascent, descent = font.getmetrics()
         # Stacked Vietnamese marks (Ẫ, Ầ) rise above the font's ascent: leave room on top.
-        return ascent + descent + font.size // 6 + 2
+        return int(ascent + descent + font.size // 6 + 2)  # font.size is typed float; it is our int
 
     def _text_image(self, text: str, bold: bool, size: int, align: str) -> Image.Image:
         font = self.fonts.get(bold, BASE_PX * size)
@@ -176,7 +176,7 @@ class ReceiptRenderer:
 
     def _png_image(self, data: str, align: str) -> Image.Image:
         try:
-            src = Image.open(io.BytesIO(base64.b64decode(data, validate=True)))
+            src: Image.Image = Image.open(io.BytesIO(base64.b64decode(data, validate=True)))
             src.load()
         except (binascii.Error, ValueError, OSError) as exc:
             raise DocumentError(f"image block: not a base64 PNG ({exc})") from None

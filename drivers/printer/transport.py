@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 import os
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
 import serial
 import serial_asyncio_fast
@@ -86,7 +86,8 @@ async def open_serial(opts: Mapping[str, Any], on_data: DataCallback, on_lost: L
         xonxoff=flow == "xonxoff", rtscts=flow == "rtscts", dsrdtr=flow == "dsrdtr")
     # Keep little in user space: the printer's XOFF must stop data, not a big host buffer.
     transport.set_write_buffer_limits(high=4096, low=1024)
-    return PrinterLink(wire, transport, f"serial {opts['port']}")
+    # create_serial_connection is typed as giving a plain Protocol; it is the _Wire made above.
+    return PrinterLink(cast(_Wire, wire), transport, f"serial {opts['port']}")
 
 
 async def open_tcp(opts: Mapping[str, Any], on_data: DataCallback, on_lost: LostCallback) -> PrinterLink:

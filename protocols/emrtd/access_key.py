@@ -45,7 +45,8 @@ def from_params(params):
     if triple and len(triple) != 3:
         raise _bad("document_number, birth_date and expiry_date go together")
     if len(given) != 1:
-        raise _bad("give exactly one key source: can, id_number, mrz, qr, or document_number+birth_date+expiry_date")
+        raise _bad("give exactly one key source: can, id_number, mrz, qr, "
+                   "or document_number+birth_date+expiry_date")
     kind = given[0]
     if kind == "can":
         return "can", _digits(params["can"], 6, "CAN")

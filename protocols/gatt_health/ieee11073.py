@@ -94,9 +94,9 @@ def _mantissa_exponent(value, exponent, m_max, e_min, e_max):
     if not e_min <= exponent <= e_max:
         raise ProtocolError("exponent %d out of range" % exponent)
     if exponent >= 0:
-        mantissa = int(round(value / 10 ** exponent))
+        mantissa = round(value / 10 ** exponent)
     else:
-        mantissa = int(round(value * 10 ** (-exponent)))
+        mantissa = round(value * 10 ** (-exponent))
     if not -m_max <= mantissa <= m_max:
         raise ProtocolError("%r does not fit with exponent %d" % (value, exponent))
     return mantissa, exponent

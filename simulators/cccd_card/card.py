@@ -296,10 +296,12 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m simulators.cccd_card", description=__doc__)
     ap.add_argument("--dir", default="run/cccd", help="work dir (trust store goes there)")
     args = ap.parse_args(argv)
+    workdir = pathlib.Path(args.dir).resolve()  # before the loop runs: resolve() is blocking I/O
 
     async def run() -> None:
-        part = await start_part(pathlib.Path(args.dir).resolve(), {})
-        print(f"ready reader={READER_NAME!r} trust_store={part.devices['idcard0']['trust_store']}", flush=True)
+        part = await start_part(workdir, {})
+        print(f"ready reader={READER_NAME!r} trust_store={part.devices['idcard0']['trust_store']}",
+              flush=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -156,13 +156,15 @@ def build_dg14(oid: str | None, parameter_id: int, active_auth: bool) -> bytes:
 
 
 def build_dg15(public_key: ec.EllipticCurvePublicKey) -> bytes:
-    spki = public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    spki = public_key.public_bytes(serialization.Encoding.DER,
+                                   serialization.PublicFormat.SubjectPublicKeyInfo)
     return tlv.encode(0x6F, spki)
 
 
 def build_com(groups: list[int]) -> bytes:
     tags = bytes(datagroups.TAG[n] for n in groups)
-    return tlv.encode(0x60, tlv.encode(0x5F01, b"0107") + tlv.encode(0x5F36, b"040000") + tlv.encode(0x5C, tags))
+    return tlv.encode(0x60, tlv.encode(0x5F01, b"0107") + tlv.encode(0x5F36, b"040000")
+                      + tlv.encode(0x5C, tags))
 
 
 # --- PKI and EF.SOD -------------------------------------------------------------------------
@@ -211,7 +213,8 @@ class Signer:
                  + tlv.encode(asn1.SEQUENCE, asn1.oid_tlv(sod.OID_MESSAGE_DIGEST)
                               + tlv.encode(asn1.SET, tlv.encode(asn1.OCTET_STRING, digest.finalize()))))
         signature = self.ds_key.sign(tlv.encode(asn1.SET, attrs), ec.ECDSA(hashes.SHA256()))
-        sid = tlv.encode(asn1.SEQUENCE, self.ds.issuer.public_bytes() + asn1.encode_int(self.ds.serial_number))
+        sid = tlv.encode(asn1.SEQUENCE,
+                         self.ds.issuer.public_bytes() + asn1.encode_int(self.ds.serial_number))
         signer_info = tlv.encode(asn1.SEQUENCE, asn1.encode_int(1) + sid + tlv.encode(asn1.SEQUENCE, sha256)
                                  + tlv.encode(0xA0, attrs)
                                  + tlv.encode(asn1.SEQUENCE, asn1.oid_tlv(OID_ECDSA_SHA256))
@@ -222,7 +225,8 @@ class Signer:
                                               + tlv.encode(0xA0, tlv.encode(asn1.OCTET_STRING, econtent)))
                                  + tlv.encode(0xA0, self.ds.public_bytes(serialization.Encoding.DER))
                                  + tlv.encode(asn1.SET, signer_info))
-        content_info = tlv.encode(asn1.SEQUENCE, asn1.oid_tlv(sod.OID_SIGNED_DATA) + tlv.encode(0xA0, signed_data))
+        content_info = tlv.encode(asn1.SEQUENCE,
+                                  asn1.oid_tlv(sod.OID_SIGNED_DATA) + tlv.encode(0xA0, signed_data))
         return tlv.encode(0x77, content_info)
 
 

@@ -8,7 +8,7 @@ try:
 except ImportError:  # MicroPython ports without os.urandom
     import random as _random
 
-    def _urandom(n):
+    def _urandom(n):  # type: ignore[misc]  # os.urandom's signature is positional-only
         return bytes(_random.getrandbits(8) for _ in range(n))
 
 

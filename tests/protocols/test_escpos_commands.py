@@ -52,7 +52,7 @@ def test_python_escpos_sample_splits_into_known_commands():
 
 def _merged(cmds):
     # A text run may arrive in pieces; the printer prints it the same.
-    out = []
+    out = []  # type: list
     for c in cmds:
         if c.name == "text" and out and out[-1][0] == "text":
             out[-1] = ("text", None, out[-1][2] + c.data)

@@ -102,7 +102,7 @@ def test_malformed_automatic_status_is_rejected():
 
 
 def _all_events(splitter):
-    out = []
+    out = []  # type: list
     while True:
         ev = splitter.next_event()
         if ev is None:
