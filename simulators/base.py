@@ -12,7 +12,9 @@ returns a `StationPart`: the `[devices.<id>]` config tables that wire the daemon
 
 from __future__ import annotations
 
+import asyncio
 import pathlib
+import signal
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,6 +43,18 @@ async def no_control(action: str, args: Mapping[str, Any]) -> Mapping[str, Any]:
 
 async def no_stop() -> None:
     return None
+
+
+async def serve_until_signalled(stop: StopHandler) -> None:
+    """A part run on its own (`python -m simulators.<name>`): serve until SIGINT/SIGTERM, then stop."""
+    done = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, done.set)
+    try:
+        await done.wait()
+    finally:
+        await stop()
 
 
 def workdir_path(workdir: pathlib.Path, name: str) -> pathlib.Path:

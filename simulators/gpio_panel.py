@@ -16,12 +16,11 @@ import asyncio
 import contextlib
 import json
 import pathlib
-import signal
 from collections.abc import Mapping
 from typing import Any
 
 from protocols import gpio_wire
-from simulators.base import StationPart, UnknownAction, workdir_path
+from simulators.base import StationPart, UnknownAction, serve_until_signalled, workdir_path
 
 LIGHTS = {"status": 17, "card": 27, "payment": 22, "printer": 23}
 BUZZER, PRESENCE, DOOR = 18, 24, 25
@@ -145,14 +144,7 @@ async def start_part(workdir: pathlib.Path, options: Mapping[str, Any]) -> Stati
 async def _main(workdir: pathlib.Path) -> None:
     part = await start_part(workdir, {})
     print(json.dumps(part.devices), flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        await stop.wait()
-    finally:
-        await part.stop()
+    await serve_until_signalled(part.stop)
 
 
 def main() -> None:

@@ -20,7 +20,8 @@ def test_a_cpython_only_construct_fails_the_run(tmp_path: pathlib.Path) -> None:
     (tmp_path / "cpython_only_codec.py").write_text(
         "from dataclasses import dataclass\n\n@dataclass\nclass Frame:\n    size: int\n")
     test = tmp_path / "test_cpython_only.py"
-    test.write_text("import cpython_only_codec\n\ndef test_frame():\n    assert cpython_only_codec.Frame(3).size == 3\n")
+    test.write_text("import cpython_only_codec\n\n"
+                    "def test_frame():\n    assert cpython_only_codec.Frame(3).size == 3\n")
     out = run_runner(test)
     assert out.returncode == 1
     assert "IMPORT-ERROR" in out.stdout and "0 passed, 1 failed" in out.stdout.splitlines()[-1]

@@ -19,7 +19,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from simulators.base import StationPart, UnknownAction, workdir_path
+from simulators.base import StationPart, UnknownAction, serve_until_signalled, workdir_path
 from simulators.cccd_card.applet import Applet
 from simulators.cccd_card.document import DEFAULT_CITIZEN, CardImage, Signer
 
@@ -302,14 +302,7 @@ def main(argv: list[str] | None = None) -> int:
         part = await start_part(workdir, {})
         print(f"ready reader={READER_NAME!r} trust_store={part.devices['idcard0']['trust_store']}",
               flush=True)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        try:
-            await stop.wait()
-        finally:
-            await part.stop()
+        await serve_until_signalled(part.stop)
 
     asyncio.run(run())
     return 0

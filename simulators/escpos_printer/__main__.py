@@ -6,22 +6,15 @@ import argparse
 import asyncio
 import contextlib
 import pathlib
-import signal
 
+from simulators.base import serve_until_signalled
 from simulators.escpos_printer import PrinterSimulator
 
 
 async def _main(workdir: pathlib.Path, paper_mm: int, baudrate: int) -> None:
     sim = await PrinterSimulator(workdir, paper_mm, baudrate).start()
     print(f"pty {sim.pty.path} tcp 127.0.0.1:{sim.tcp.port} jobs {sim.printer.jobs_dir}", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        await stop.wait()
-    finally:
-        await sim.stop()
+    await serve_until_signalled(sim.stop)
 
 
 def main() -> None:
