@@ -46,7 +46,9 @@ class CardRig:
             self.loop.close()
 
 
-@pytest.fixture(scope="session")
+# Module scope: a card left connected to vpcd would fight the next simulated card (another module
+# or `make run`) for the same reader slot.
+@pytest.fixture(scope="module")
 def card_rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CardRig]:
     rig = CardRig(tmp_path_factory.mktemp("cccd"))
     try:
