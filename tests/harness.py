@@ -58,7 +58,8 @@ class Station:
         self.notify_fields: list[str] = []
 
     # --- processes --------------------------------------------------------------------------
-    def start(self) -> Station:
+    def start(self, daemon: bool = True) -> Station:
+        """Start the simulators, write the daemon's config and (unless `daemon=False`) the daemon."""
         cmd = [sys.executable, "-m", "simulators.station", "--dir", str(self.simdir)]
         if self.only is not None:
             cmd += ["--only", ",".join(sorted(self.only))]
@@ -72,7 +73,8 @@ class Station:
         env_file = self.simdir / "station.env"
         self.env = dict(x.split("=", 1) for x in env_file.read_text().splitlines() if "=" in x)
         self.write_config()
-        self.start_daemon()
+        if daemon:
+            self.start_daemon()
         return self
 
     def write_config(self, **extra: Any) -> None:
