@@ -55,8 +55,9 @@ else:
             self.tty: str | None = None
 
         def plug(self) -> None:
+            ids = ["ID_VENDOR_ID", "0403", "ID_MODEL_ID", "6001"]
             self.usb = self.bed.add_device("usb", "1-1", None, ["idVendor", "0403", "idProduct", "6001"],
-                                           ["ID_VENDOR_ID", "0403", "ID_MODEL_ID", "6001", "DEVTYPE", "usb_device"])
+                                           [*ids, "DEVTYPE", "usb_device"])
             node = self.root / "dev" / "ttyUSB0"
             node.parent.mkdir(exist_ok=True)
             if node.is_symlink() or node.exists():
@@ -64,8 +65,7 @@ else:
             node.symlink_to(self.target)
             self.tty = self.bed.add_device(
                 "tty", "ttyUSB0", self.usb, ["dev", "188:0"],
-                ["DEVNAME", "/dev/ttyUSB0", "HALSVC_KIND", "scale", "ID_VENDOR_ID", "0403", "ID_MODEL_ID", "6001",
-                 "ID_SERIAL_SHORT", "A10KZ3QX"])
+                ["DEVNAME", "/dev/ttyUSB0", "HALSVC_KIND", "scale", *ids, "ID_SERIAL_SHORT", "A10KZ3QX"])
 
         def unplug(self) -> None:
             for path in (self.tty, self.usb):
@@ -112,7 +112,8 @@ else:
                 assert (await hal.call("scale.read", {"device": "scale0"}))["weight_kg"] == 61.5
                 # A read that cannot finish (the weight never settles), then the cable is pulled.
                 st.control("serial_scale", "step_on", device="scale0", kg=70.0, settle_s=600)
-                read = asyncio.ensure_future(hal.call("scale.read", {"device": "scale0", "timeout_ms": 60000}))
+                read = asyncio.ensure_future(
+                    hal.call("scale.read", {"device": "scale0", "timeout_ms": 60000}))
                 await state(hal, "busy")
                 bed.unplug()
                 with pytest.raises(RpcError) as info:
