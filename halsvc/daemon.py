@@ -9,6 +9,7 @@ import grp
 import logging
 import os
 import pathlib
+import resource
 import signal
 import socket
 import sys
@@ -85,8 +86,19 @@ def _start_hotplug(server: Server) -> Any:
     return monitor
 
 
+def raise_fd_limit(wanted: int) -> None:
+    """Hundreds of clients plus devices need more than the usual soft limit of 1024 descriptors;
+    take up to the hard limit (systemd's default hard limit is 524288)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
 async def serve(config: Config, args_socket: str | None) -> int:
     t0 = time.monotonic()
+    raise_fd_limit(config.max_connections + 256)
     loop = asyncio.get_running_loop()
     server = Server(config, lambda publish: Registry(config, publish))
     passed = sdnotify.listen_sockets()
