@@ -9,33 +9,20 @@ under the wrapper and reports that run's result.
 from __future__ import annotations
 
 import asyncio
-import os
 import pathlib
-import shutil
-import subprocess
-import sys
 from collections.abc import Iterator, Mapping
 from typing import Any
 from unittest import mock
 
 import pytest
+from umockdev_rerun import UNDER_UMOCKDEV, rerun_test
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-UNDER_UMOCKDEV = "umockdev" in os.environ.get("LD_PRELOAD", "")
 pytestmark = pytest.mark.umockdev
 DEADLINE = 5.0  # a failure deadline for waiting on a callback, not a performance figure
 
 if not UNDER_UMOCKDEV:
-
-    @pytest.mark.skipif(shutil.which("umockdev-wrapper") is None,
-                        reason="umockdev not installed (apt umockdev)")
-    def test_hotplug_under_umockdev_wrapper() -> None:
-        out = subprocess.run(
-            ["umockdev-wrapper", sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-             "-o", "addopts=", str(pathlib.Path(__file__))],
-            cwd=ROOT, capture_output=True, text=True, timeout=300)
-        assert out.returncode == 0, out.stdout[-6000:] + out.stderr[-3000:]
-        assert " passed" in out.stdout
+    test_hotplug_under_umockdev_wrapper = rerun_test(__file__)
 
 else:
     import gi

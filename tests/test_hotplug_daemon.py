@@ -13,27 +13,16 @@ from __future__ import annotations
 import asyncio
 import os
 import pathlib
-import shutil
-import subprocess
-import sys
 from typing import Any
 
 import pytest
+from umockdev_rerun import UNDER_UMOCKDEV, rerun_test
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-UNDER_UMOCKDEV = "umockdev" in os.environ.get("LD_PRELOAD", "")
 pytestmark = pytest.mark.umockdev
 
 if not UNDER_UMOCKDEV:
-
-    @pytest.mark.skipif(shutil.which("umockdev-wrapper") is None, reason="umockdev not installed")
-    def test_daemon_hotplug_under_umockdev_wrapper() -> None:
-        out = subprocess.run(
-            ["umockdev-wrapper", sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-             "-o", "addopts=", str(pathlib.Path(__file__))],
-            cwd=ROOT, capture_output=True, text=True, timeout=300)
-        assert out.returncode == 0, out.stdout[-6000:] + out.stderr[-3000:]
-        assert " passed" in out.stdout
+    test_daemon_hotplug_under_umockdev_wrapper = rerun_test(__file__)
 
 else:
     import gi
