@@ -14,6 +14,7 @@ import contextlib
 import pathlib
 import shutil
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Mapping
@@ -26,6 +27,12 @@ from simulators.cccd_card.document import DEFAULT_CITIZEN, CardImage, Signer
 VPCD_HOST = "127.0.0.1"
 VPCD_PORT = 35963
 READER_NAME = "Virtual PCD 00 00"
+
+
+def reader_name(port: int) -> str:
+    """vpcd serves reader slot n on port 35963 + n; pcscd names it "Virtual PCD 00 0n"."""
+    return f"Virtual PCD 00 {port - VPCD_PORT:02X}"
+
 PCSCD_SOCKET = pathlib.Path("/run/pcscd/pcscd.comm")
 
 # ISO 7816-3 ATR of a contactless card as PC/SC readers synthesise it (PC/SC part 3 §3.1.3.2.3),
@@ -127,7 +134,9 @@ class VirtualCard:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while self._want_inserted:
+            self._quickack(writer)
             header = await reader.readexactly(2)
+            self._quickack(writer)
             payload = await reader.readexactly(int.from_bytes(header, "big"))
             if len(payload) == 1:
                 code = payload[0]
@@ -149,6 +158,16 @@ class VirtualCard:
                 self.link_seconds += delay
                 await asyncio.sleep(delay)
             await self._send(writer, response)
+
+    @staticmethod
+    def _quickack(writer: asyncio.StreamWriter) -> None:
+        """vpcd sends a command's length and its body in two send()s: with Nagle on its side and
+        delayed ACKs on ours, each APDU waited ~40 ms for our ACK of the length. Ask Linux for
+        immediate ACKs; it is not sticky, so set again around every read."""
+        sock = writer.get_extra_info("socket")
+        if sock is not None and hasattr(socket, "TCP_QUICKACK"):
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
 
     def _link_delay(self, nbytes: int) -> float:
         delay = self.latency_ms / 1000.0
@@ -227,8 +246,6 @@ class VirtualCard:
 def pcscd_running() -> bool:
     if not PCSCD_SOCKET.exists():
         return False
-    import socket
-
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
         try:
             s.connect(str(PCSCD_SOCKET))
@@ -287,7 +304,7 @@ async def start_part(workdir: pathlib.Path, options: dict[str, Any]) -> StationP
         if started:
             await asyncio.to_thread(pcscd.stop)
 
-    device = {"driver": "idcard", "reader": READER_NAME, "trust_store": str(card.trust_store)}
+    device = {"driver": "idcard", "reader": reader_name(card.port), "trust_store": str(card.trust_store)}
     return StationPart(name="cccd_card", devices={"idcard0": device}, control=card.control, stop=stop,
                        actions=VirtualCard.ACTIONS)
 
@@ -300,8 +317,8 @@ def main(argv: list[str] | None = None) -> int:
 
     async def run() -> None:
         part = await start_part(workdir, {})
-        print(f"ready reader={READER_NAME!r} trust_store={part.devices['idcard0']['trust_store']}",
-              flush=True)
+        device = part.devices["idcard0"]
+        print(f"ready reader={device['reader']!r} trust_store={device['trust_store']}", flush=True)
         await serve_until_signalled(part.stop)
 
     asyncio.run(run())
