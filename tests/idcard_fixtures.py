@@ -11,14 +11,33 @@ from __future__ import annotations
 import asyncio
 import pathlib
 import threading
-from collections.abc import Awaitable, Callable, Iterator
+import time
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any
 
 import pytest
+from smartcard import scard
 
 from drivers.base import DeviceState, OperationContext
 from drivers.idcard import IdCardDriver
 from simulators.cccd_card.card import start_part
+
+
+def wait_until_reader_empty(reader: str, timeout_s: float = 10.0) -> None:
+    """Block until pcscd reports no card on `reader` (or pcscd is not there to ask)."""
+    rc, ctx = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
+    if rc != scard.SCARD_S_SUCCESS:
+        return
+    try:
+        state = scard.SCARD_STATE_UNAWARE
+        deadline = time.monotonic() + timeout_s
+        while (left := deadline - time.monotonic()) > 0:
+            rc, states = scard.SCardGetStatusChange(ctx, int(left * 1000), [(reader, state)])
+            if rc != scard.SCARD_S_SUCCESS or not states[0][1] & scard.SCARD_STATE_PRESENT:
+                return
+            state = states[0][1] & ~scard.SCARD_STATE_CHANGED
+    finally:
+        scard.SCardReleaseContext(ctx)
 
 
 class CardRig:
@@ -37,9 +56,21 @@ class CardRig:
     def control(self, action: str, **args: Any) -> dict[str, Any]:
         return dict(self._run(self.part.control(action, args)))
 
+    async def control_async(self, action: str, **args: Any) -> dict[str, Any]:
+        """`control()` from a test's loop, which keeps running the driver meanwhile."""
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(self.part.control(action, args),
+                                                                          self.loop))
+
     def stop(self) -> None:
         try:
-            self._run(self.part.stop())
+            # Take the card off and let pcscd see it go before the part (and maybe pcscd) stops: a
+            # next rig's card arriving within pcscd's poll interval would look like this card still
+            # there, and the first read on it would fail with card_removed.
+            try:
+                self.control("remove")
+                wait_until_reader_empty(self.device["reader"])
+            finally:
+                self._run(self.part.stop())
         finally:
             self.loop.call_soon_threadsafe(self.loop.stop)
             self.thread.join(10)
@@ -66,10 +97,12 @@ def card(card_rig: CardRig) -> Iterator[CardRig]:
 
 
 class DriverHarness:
-    """The real driver with a list-appending event sink, running in the test's loop."""
+    """The real driver with a list-appending event sink, running in the test's loop. Progress of
+    every read also lands in `progress`, so a test can wait on a step while the read runs."""
 
     def __init__(self, rig: CardRig, **options: Any) -> None:
         self.events: list[tuple[str, dict[str, Any]]] = []
+        self.progress: list[dict[str, Any]] = []
         self.changed = asyncio.Event()
         self.driver = IdCardDriver("idcard0", {**rig.device, **options}, self._sink)
         self.task: asyncio.Task[None] | None = None
@@ -101,7 +134,13 @@ class DriverHarness:
 
     async def read(self, **params: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         progress: list[dict[str, Any]] = []
-        ctx = OperationContext(request_id=1, progress=lambda topic, data: progress.append(dict(data)))
+
+        def on_progress(topic: str, data: Mapping[str, Any]) -> None:
+            progress.append(dict(data))
+            self.progress.append(dict(data))
+            self.changed.set()
+
+        ctx = OperationContext(request_id=1, progress=on_progress)
         result = await self.driver.read(params, ctx)
         return result, progress
 

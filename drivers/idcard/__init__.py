@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import os
 import time
@@ -19,12 +20,17 @@ from typing import Any
 from drivers.base import DeviceState, Driver, HalError, OperationContext, rpc_method
 from drivers.idcard import passive_auth
 from drivers.idcard.crypto import ReaderCrypto
-from drivers.idcard.pcsc import PcscReader, PresenceWatcher
+from drivers.idcard.pcsc import CardSilent, PcscReader, PresenceWatcher
 from drivers.idcard.session import CardSession, dg_label, face_result, parse_wanted
 from protocols.emrtd import access_key, datagroups
+from protocols.emrtd import sod as sodmod
 from protocols.errors import ProtocolError
 
 log = logging.getLogger("halsvc.idcard")
+
+# How long a card that went mute mid-read may take to be reported gone: pcscd polls a reader
+# without presence events every 400 ms (PCSCLITE_STATUS_POLL_RATE).
+REMOVAL_GRACE_S = 2.0
 
 _DG13_KEYS = ("id_number", "full_name", "birth_date", "sex", "nationality", "ethnicity", "religion",
               "place_of_origin", "place_of_residence", "identifying_marks", "issue_date", "expiry_date",
@@ -95,6 +101,8 @@ class IdCardDriver(Driver):
         self.card_present = False
         self.atr = b""
         self._presence = asyncio.Event()
+        self._absence = asyncio.Event()
+        self._absence.set()
         self._memory: dict[bytes, dict[str, Any]] = {}  # per ATR: what the card/reader accepted
         self.trust_store = passive_auth.load_trust_store(self.options.get("trust_store"))
 
@@ -125,9 +133,11 @@ class IdCardDriver(Driver):
         self.atr = atr
         if present:
             self._presence.set()
+            self._absence.clear()
             self.emit("idcard.card_present", {"reader": self._details.get("reader"), "atr": atr.hex()})
         else:
             self._presence.clear()
+            self._absence.set()
             self.emit("idcard.card_removed", {"reader": self._details.get("reader")})
         self.set_state(None, card_present=present)
 
@@ -193,7 +203,7 @@ class IdCardDriver(Driver):
             progress({"step": "access_granted", "access": access})
             result = await self._read_groups(session, wanted, verify, progress)
         except HalError as exc:
-            if exc.reason in ("hardware_error", "link_lost") and not self.card_present:
+            if exc.reason in ("hardware_error", "link_lost") and await self._card_left(exc):
                 raise HalError("card_removed", "the card left the reader during the read") from None
             raise
         finally:
@@ -208,6 +218,17 @@ class IdCardDriver(Driver):
         log.info("%s: card read (%s, %d APDUs, %d bytes)", self.device_id, access, session.apdus,
                  session.bytes, extra={"device": self.device_id})
         return result
+
+    async def _card_left(self, exc: HalError) -> bool:
+        """Whether a failed exchange was the card leaving. A card pulled mid-APDU first goes
+        mute, and the presence watcher hears of it only at pcscd's next poll: wait for that."""
+        if not self.card_present:
+            return True
+        if not isinstance(exc, CardSilent):
+            return False
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._absence.wait(), REMOVAL_GRACE_S)
+        return not self.card_present
 
     async def _read_groups(self, session: CardSession, wanted: list[int | str], verify: bool,
                            progress: Any) -> dict[str, Any]:
@@ -254,28 +275,38 @@ class IdCardDriver(Driver):
             result["parse_error"] = exc.message
         authenticity: dict[str, Any] = {"status": "not_checked"}
         if verify:
+            sod = _security_object(files.get("SOD"))
+            listed = sod.dg_hashes if sod is not None else {}
+            # Active authentication uses DG15 (and DG14 for its algorithm): read them before
+            # passive authentication, so that what it uses is checked against EF.SOD as well.
+            if 15 in listed:
+                for n in (15, 14):
+                    if n in listed and n not in files and dg_label(n) not in status:
+                        await fetch(n)
             groups = {n: v for n, v in files.items() if isinstance(n, int)}
             progress({"step": "verify"})
             passive = await asyncio.to_thread(passive_auth.passive_authentication, files.get("SOD"), groups,
                                               self.trust_store)
-            authenticity = {"status": passive["status"], "passive": passive}
-            authenticity["active"] = await self._active_auth(session, files, fetch)
-            authenticity["chip"] = {"status": "not_checked", "reason": "chip authentication not implemented"}
+            active = await self._active_auth(session, files, sod)
+            chip = {"status": "not_checked", "reason": "chip authentication not implemented"}
+            authenticity = {"status": passive["status"], "passive": passive, "active": active, "chip": chip}
+            if passive["status"] == "invalid":
+                authenticity["failed"] = passive.get("failed")
+                if passive.get("failed_datagroups"):
+                    authenticity["failed_datagroups"] = passive["failed_datagroups"]
+            elif active["status"] == "invalid":
+                # the files verify, but the chip cannot prove it holds DG15's key: a copy
+                authenticity["status"] = "invalid"
+                authenticity["failed"] = "active_authentication"
         result["authenticity"] = authenticity
         return result
 
     async def _active_auth(self, session: CardSession, files: dict[int | str, bytes],
-                           fetch: Any) -> dict[str, Any]:
-        try:
-            from protocols.emrtd import sod as sodmod
-
-            listed = sodmod.parse(files["SOD"]).dg_hashes if "SOD" in files else {}
-        except ProtocolError:
-            listed = {}
-        if 15 not in listed:
+                           sod: sodmod.SecurityObject | None) -> dict[str, Any]:
+        if sod is None or 15 not in sod.dg_hashes:
             return {"status": "not_checked", "reason": "the card has no DG15"}
-        dg15 = files.get(15) or await fetch(15)
-        dg14 = files.get(14) or (await fetch(14) if 14 in listed else None)
+        dg15 = files.get(15)
+        dg14 = files.get(14)
         if dg15 is None:
             return {"status": "not_checked", "reason": "DG15 unreadable"}
         algorithm = None
@@ -292,10 +323,21 @@ class IdCardDriver(Driver):
             return {"status": "invalid", "failed": "internal_authenticate_refused"}
         result = passive_auth.verify_active_authentication(spki, algorithm, challenge, signature)
         # DG15 must itself be covered by EF.SOD, else the key proves nothing
-        digest = __import__("hashlib").new(sodmod.parse(files["SOD"]).lds_hash, dg15).digest()
-        if result["status"] == "valid" and listed.get(15) != digest:
+        digest = hashlib.new(str(sod.lds_hash), dg15).digest()
+        if result["status"] == "valid" and sod.dg_hashes.get(15) != digest:
             return {"status": "invalid", "failed": "dg15_hash"}
         return result
+
+
+def _security_object(sod: bytes | None) -> sodmod.SecurityObject | None:
+    """EF.SOD parsed for its list of data groups; None if absent or garbled (passive
+    authentication then says why)."""
+    if sod is None:
+        return None
+    try:
+        return sodmod.parse(sod)
+    except ProtocolError:
+        return None
 
 
 DRIVER = IdCardDriver

@@ -39,6 +39,15 @@ _CARD_GONE = {_u(c) for c in _CARD_GONE}
 _SERVICE_GONE = {_u(c) for c in _SERVICE_GONE}
 
 
+class CardSilent(HalError):
+    """The reader said the exchange worked but brought back no answer (not even a status word):
+    the card went mute, as it does in the moment it leaves the field, before the reader has
+    noticed it is gone."""
+
+    def __init__(self) -> None:
+        super().__init__("hardware_error", "the card did not answer")
+
+
 def _error(rc: int, what: str) -> HalError:
     rc = _rc(rc)
     if rc in _CARD_GONE:
@@ -111,6 +120,8 @@ class PcscReader:
         rc, response = scard.SCardTransmit(self._card, self._protocol, list(apdu))
         if rc != scard.SCARD_S_SUCCESS:
             raise _error(rc, "transmit")
+        if len(response) < 2:
+            raise CardSilent()
         return bytes(response)
 
     async def transmit(self, apdu: bytes) -> bytes:

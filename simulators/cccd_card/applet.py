@@ -29,6 +29,7 @@ class Applet:
         self.select_mf_quirk = select_mf_quirk
         self.refuse_extended = refuse_extended
         self.bac_enabled = bac_enabled
+        self.extended_refused = 0  # extended-length commands answered 6700 (refuse_extended)
         self.power_on()
 
     def power_on(self) -> None:
@@ -46,6 +47,7 @@ class Applet:
         except ProtocolError:
             return iso7816.response(b"", iso7816.SW_WRONG_LENGTH)
         if cmd.extended and self.refuse_extended:
+            self.extended_refused += 1
             return iso7816.response(b"", iso7816.SW_WRONG_LENGTH)
         if cmd.cla & 0x0C == 0x0C:
             if self.sm is None:

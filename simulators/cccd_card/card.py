@@ -53,7 +53,8 @@ class VirtualCard:
     """One card that can be inserted in (connected to) and pulled from the vpcd reader."""
 
     ACTIONS = ("insert", "remove", "pull_after", "link", "refuse_extended", "select_mf_quirk",
-               "tamper", "unknown_csca", "set_citizen", "set_access", "stats", "reset_stats", "info", "reset")
+               "tamper", "unknown_csca", "clone", "set_citizen", "set_access", "stats", "reset_stats", "info",
+               "reset")
 
     def __init__(self, workdir: pathlib.Path, options: Mapping[str, Any]) -> None:
         self.dir = workdir_path(workdir, "cccd_card/x").parent
@@ -69,6 +70,7 @@ class VirtualCard:
                                              "pace_oid": "0.4.0.127.0.7.2.2.4.2.2", "active_auth": True}
         self.tamper_dg: int | None = None
         self.unknown_csca = False
+        self.clone = False
         self.select_mf_quirk = False
         self.refuse_extended = False
         self.latency_ms = float(options.get("latency_ms", 0))
@@ -86,7 +88,8 @@ class VirtualCard:
 
     def rebuild(self) -> None:
         signer = self.foreign_signer if self.unknown_csca else self.signer
-        self.image = CardImage(self.citizen, signer, tamper_dg=self.tamper_dg, **self.card_options)
+        self.image = CardImage(self.citizen, signer, tamper_dg=self.tamper_dg, clone=self.clone,
+                               **self.card_options)
         self.applet = Applet(self.image, select_mf_quirk=self.select_mf_quirk,
                              refuse_extended=self.refuse_extended)
 
@@ -211,6 +214,9 @@ class VirtualCard:
         elif action == "unknown_csca":
             self.unknown_csca = bool(args.get("on", True))
             self.rebuild()
+        elif action == "clone":  # genuine files on a chip without DG15's private key
+            self.clone = bool(args.get("on", True))
+            self.rebuild()
         elif action == "set_citizen":
             self.citizen = dict(DEFAULT_CITIZEN)
             self.citizen.update(args)
@@ -225,7 +231,7 @@ class VirtualCard:
             self.citizen = dict(DEFAULT_CITIZEN)
             self.card_options = {"pace": True, "parameter_id": 13, "pace_oid": "0.4.0.127.0.7.2.2.4.2.2",
                                  "active_auth": True}
-            self.tamper_dg, self.unknown_csca = None, False
+            self.tamper_dg, self.unknown_csca, self.clone = None, False, False
             self.select_mf_quirk = self.refuse_extended = False
             self.latency_ms, self.bitrate, self.pull_after = 0.0, 0.0, None
             self.apdus, self.bytes, self.link_seconds = 0, 0, 0.0
@@ -236,9 +242,11 @@ class VirtualCard:
                 await asyncio.wait_for(self.connected.wait(), 10)
         elif action == "reset_stats":
             self.apdus, self.bytes, self.link_seconds = 0, 0, 0.0
+            self.applet.extended_refused = 0
         elif action not in ("stats", "info"):
             raise UnknownAction(action)
         return {"apdus": self.apdus, "bytes": self.bytes, "link_seconds": self.link_seconds,
+                "extended_refused": self.applet.extended_refused,
                 "inserted": self.connected.is_set(), "access": self.applet.access}
 
 

@@ -235,7 +235,8 @@ class CardImage:
 
     def __init__(self, citizen: dict[str, Any], signer: Signer, *, pace: bool = True,
                  pace_oid: str = OID_PACE_ECDH_GM_AES128, parameter_id: int = 13,
-                 active_auth: bool = True, tamper_dg: int | None = None, face: bytes | None = None) -> None:
+                 active_auth: bool = True, tamper_dg: int | None = None, face: bytes | None = None,
+                 clone: bool = False) -> None:
         self.citizen = dict(citizen)
         self.mrz = citizen_mrz(self.citizen)
         self.mrz_information = mrz.key_information_from_mrz(mrz.parse(self.mrz))
@@ -250,6 +251,9 @@ class CardImage:
         if self.aa_key is not None:
             groups[15] = build_dg15(self.aa_key.public_key())
         self.sod = signer.sign_sod(groups)
+        if clone and self.aa_key is not None:
+            # a copy of a genuine chip's files: it cannot sign with the key DG15 names
+            self.aa_key = ec.generate_private_key(ec.SECP256R1())
         if tamper_dg is not None and tamper_dg in groups:
             # change one character of content after signing: the hash no longer matches
             g = bytearray(groups[tamper_dg])
