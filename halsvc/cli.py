@@ -107,7 +107,8 @@ def cmd_call(hal: Client, args: argparse.Namespace) -> int:
 
 
 def cmd_events(hal: Client, args: argparse.Namespace) -> int:
-    hal.subscribe(*(args.topics or ["*"]))
+    topics = hal.subscribe(*(args.topics or ["*"]))
+    print(f"halctl: watching {' '.join(topics)} (Ctrl-C stops)", file=sys.stderr, flush=True)
     count = 0
     try:
         for event in hal.events():

@@ -153,6 +153,22 @@ class Station:
     def sync_client(self, timeout: float | None = 30.0) -> Client:
         return Client(self.socket, timeout=timeout)
 
+    async def until_online(self, hal: AsyncClient, *devices: str, **details: Any) -> None:
+        """Wait (on status events, not by polling) until each device is online with `details`;
+        READY=1 means the daemon serves, while devices still come up on their own."""
+        await hal.subscribe("*.status")
+
+        def good(status: dict[str, Any]) -> bool:
+            return status["state"] == "online" and all(status.get(k) == v for k, v in details.items())
+
+        pending = {d for d in devices if not good(await hal.call("device.status", {"device": d}))}
+        while pending:
+            ev = await hal.next_event(lambda e: e["topic"].endswith(".status") and e["device"] in pending,
+                                      timeout_s=START_TIMEOUT)
+            if good(ev["data"]):
+                pending.discard(ev["device"])
+        await hal.call("events.unsubscribe", {"topics": ["*.status"]})
+
     def control(self, part: str, action: str, **args: Any) -> dict[str, Any]:
         reply = dict(sim_control(self.simdir / "control.sock", part, action, **args))
         if not reply.get("ok"):

@@ -214,12 +214,9 @@ def test_halctl_status_devices_call_events_and_exit_codes(station: Callable[...,
     out = halctl("status", "--socket", str(st.workdir / "nothing.sock"))
     assert out.returncode == 3 and "make run" in out.stderr
     proc = subprocess.Popen([*HALCTL, "events", "presence.*", "-n", "1", "--json", "--socket", sock],
-                            stdout=subprocess.PIPE, text=True, cwd=ROOT)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
     try:
-        # Once subscribed, the daemon counts two connections.
-        with st.sync_client() as hal:
-            while hal.call("hal.status")["connections"] < 2:
-                pass
+        assert proc.stderr is not None and "watching presence.*" in proc.stderr.readline()
         st.control("gpio_panel", "person_arrives")
         line, _ = proc.communicate(timeout=30)
     finally:
