@@ -188,6 +188,40 @@ def cmd_idcard_watch(hal: Client, args: argparse.Namespace) -> int:
     return cmd_events(hal, args)
 
 
+def cmd_measure_weight(hal: Client, args: argparse.Namespace) -> int:
+    """The configured scale: a serial scale or station (scale.read) if there is one, else a BLE
+    scale (health.measure), as the station is fitted."""
+    devices = hal.call("device.list")["devices"]
+    kinds = {d["device"]: d["kind"] for d in devices}
+    device = args.device or next((d for d, k in kinds.items() if k == "scale"), None)
+    params: dict[str, Any] = {"stable": not args.unstable}
+    if args.height:
+        params["height_m"] = args.height
+
+    def show(event: Mapping[str, Any]) -> None:
+        if not args.json:
+            data = event.get("data", {})
+            if "weight_kg" in data:
+                print(f"  {data['weight_kg']:.2f} kg{'' if data.get('stable') else ' …'}", file=sys.stderr,
+                      flush=True)
+
+    if device is not None and kinds.get(device) == "scale":
+        result = hal.call("scale.read", {**params, "device": device}, on_progress=show)
+    else:
+        health = {"kind": "weight", **({"device": device} if device else {})}
+        result = hal.call("health.measure", health, on_progress=show)
+    if args.json:
+        print(json.dumps(result, ensure_ascii=False))
+        return OK
+    line = f"weight {result['weight_kg']:.2f} kg" + ("" if result.get("stable", True) else " (not still)")
+    if result.get("height_m"):
+        line += f", height {result['height_m']:.2f} m"
+    if result.get("bmi"):
+        line += f", BMI {result['bmi']:.1f}"
+    print(line)
+    return OK
+
+
 def parser() -> argparse.ArgumentParser:
     common = _common(top=False)
     ap = argparse.ArgumentParser(prog="halctl", parents=[_common(top=True)],
@@ -212,6 +246,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("topics", nargs="*", help="topic globs, e.g. 'printer.*' presence.changed")
     p.add_argument("-n", "--count", type=int, default=0, help="stop after N events")
     p.set_defaults(fn=cmd_events)
+
+    measure = sub.add_parser("measure", parents=[common], help="take a measurement").add_subparsers(
+        dest="measure_command", metavar="WHAT", required=True)
+    p = measure.add_parser("weight", parents=[common], help="weigh on the configured scale")
+    p.add_argument("--device", help="scale device id (default: the serial scale, else a BLE scale)")
+    p.add_argument("--height", type=float, help="height in metres, for BMI")
+    p.add_argument("--unstable", action="store_true", help="answer at once, even while the weight moves")
+    p.set_defaults(fn=cmd_measure_weight)
 
     idcard = sub.add_parser("idcard", parents=[common], help="the CCCD chip reader").add_subparsers(
         dest="idcard_command", metavar="ACTION", required=True)
