@@ -83,3 +83,37 @@ def test_bmi_from_the_height_the_caller_gives(tmp_path):
             result = await rig.read(height_m=1.8)
             assert result["height_m"] == 1.8 and result["bmi"] == 24.7
     run(go())
+
+
+def test_a_command_cancelled_as_its_answer_lands_is_cancelled():
+    """Python 3.11's wait_for returned the answer instead: the driver's monitor then never ended
+    and disconnect() waited for it for ever (the flaky hang of the never-settles tests)."""
+    import asyncio
+
+    from drivers.scale.link import ScaleLink
+    from protocols import scale
+    from protocols.scale import ScaleCodec
+
+    class Wire:
+        def __init__(self) -> None:
+            self.sent = asyncio.Event()
+
+        def write(self, data: bytes) -> None:
+            self.sent.set()
+
+        def is_closing(self) -> bool:
+            return False
+
+    async def go():
+        link = ScaleLink(lambda why: None)
+        wire = Wire()
+        link.transport = wire  # type: ignore[assignment]
+        link.codec = ScaleCodec(scale.get("mt_sics"))
+        task = asyncio.create_task(link.transact("weigh", 5.0))
+        await wire.sent.wait()
+        link.data_received(b"S S      1.00 kg\r\n")  # the answer lands...
+        task.cancel()  # ...in the same loop turn as the cancellation
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert not link._io.locked()
+    run(go())

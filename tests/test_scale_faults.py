@@ -39,8 +39,6 @@ def test_a_weight_that_never_settles_is_unstable_weight(tmp_path, protocol):
     run(go())
 
 
-@pytest.mark.xfail(reason="issue 7, open: stable=false read on a settling MT-SICS scale returns no weight",
-                   strict=False)
 def test_unstable_read_returns_the_moving_weight_at_once(tmp_path):
     async def go():
         async with scale_rig(tmp_path, "mt_sics") as rig:
@@ -64,17 +62,14 @@ def test_below_zero_is_invalid_reading(tmp_path, protocol):
     run(go())
 
 
-@pytest.mark.parametrize("protocol", [
-    pytest.param("and", marks=pytest.mark.xfail(
-        run=False, reason="issue 7, open: random noise can hang the A&D read")),
-    pytest.param("cas", marks=pytest.mark.xfail(
-        run=False, reason="issue 7, open: random noise loses the CAS link")),
-    "mettler_8217"])
-def test_noise_bytes_on_the_line_do_not_spoil_reads(tmp_path, protocol):
+@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("protocol", ["and", "cas", "mettler_8217", "mt_sics"])
+def test_noise_bytes_on_the_line_do_not_spoil_reads(tmp_path, protocol, seed):
+    """A burst of random bytes, then random bytes before every frame (seeded: a failure replays)."""
     async def go():
         async with scale_rig(tmp_path, protocol) as rig:
             await rig.online()
-            await rig.station.control("noise", {"size": 300})
+            await rig.station.control("noise", {"seed": seed, "size": 300})
             await rig.station.control("noise", {"per_frame": 5})
             rig.sim.step_on(55.5, settle_s=0.3)
             assert (await rig.read())["weight_kg"] == 55.5

@@ -78,7 +78,8 @@ async def _collect(link: ScaleLink, seconds: float, done: Any = None) -> bytes:
             break
         link.received.clear()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(link.received.wait(), left)
+            async with asyncio.timeout(left):  # not wait_for: it can swallow a cancellation on 3.11
+                await link.received.wait()
     return bytes(link.capture)
 
 

@@ -76,7 +76,8 @@ READ_PARAMS: dict[str, Any] = {
     "properties": {
         "stable": {"type": "boolean",
                    "description": "wait for a still weight of a person (default true); false "
-                                  "answers with the current weight"},
+                                  "answers with the first weight of min_weight_kg or more, "
+                                  "moving or not"},
         "timeout_ms": {"type": "integer", "minimum": 1,
                        "description": "give up after this long (default: the device's read_timeout_ms)"},
         "height_m": {"type": "number", "exclusiveMinimum": 0.3, "maximum": 2.8,
@@ -195,11 +196,15 @@ class ScaleDriver(Driver):
                 raise HalError("no_device", "the scale sends nothing", code=-32002)
 
     async def disconnect(self) -> None:
-        if self._monitor is not None:
-            self._monitor.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._monitor
-            self._monitor = None
+        monitor, self._monitor = self._monitor, None
+        if monitor is not None and monitor is not asyncio.current_task():
+            monitor.cancel()
+            # asyncio.wait, not `await monitor` under suppress(CancelledError): that would also
+            # swallow a cancellation of run() itself (daemon shutdown), which then never ends.
+            # Bounded, so a monitor that ignores its cancel cannot hang the reconnect either.
+            await asyncio.wait({monitor}, timeout=2.0)
+            if monitor.done() and not monitor.cancelled():
+                monitor.exception()  # retrieved: no "exception never retrieved" at exit
         if self.link is not None:
             self.link.close()
             self.link = None
@@ -295,8 +300,14 @@ class ScaleDriver(Driver):
                     raise HalError("overload", "the load is over the scale's capacity")
                 if (kg is not None and kg >= min_kg) or "motion" in reading.flags:
                     seen_load = True
-                if kg is not None and progress.due(loop.time(), reading.stable):
-                    ctx.progress("scale.weight", {"weight_kg": kg, "stable": reading.stable})
+                # A scale that shows no number while the load moves (8217) still tells the
+                # caller someone is on it and moving: {"stable": false} without a weight.
+                moving = "motion" in reading.flags
+                if (kg is not None or moving) and progress.due(loop.time(), reading.stable):
+                    data: dict[str, Any] = {"stable": reading.stable}
+                    if kg is not None:
+                        data["weight_kg"] = kg
+                    ctx.progress("scale.weight", data)
                 if self._acceptable(reading, want_stable, min_kg):
                     return reading
             if self.mode == "polled":
@@ -315,9 +326,9 @@ class ScaleDriver(Driver):
             return False
         if self.mode == "records":
             return kg >= min_kg
-        if not want_stable:
-            return True
-        return reading.stable and kg >= min_kg
+        if kg < min_kg:
+            return False  # nobody on the scale yet (min_weight_kg 0 takes any load at once)
+        return reading.stable or not want_stable
 
     def _result(self, reading: Reading, given_height: Any) -> dict[str, Any]:
         kg = reading.weight_kg

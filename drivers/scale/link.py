@@ -128,7 +128,9 @@ class ScaleLink(asyncio.Protocol):
             return
         command, kind = self._pending_for
         if isinstance(ev, Reply):
-            if ev.command in (command, "any"):
+            # A bare ACK ("any", ok) answers only a command that expects one: a weight query
+            # is answered by a weight or an error, and line noise can look like an ACK.
+            if ev.command == command or (ev.command == "any" and (ev.outcome != "ok" or kind != "reading")):
                 fut.set_result(ev)
         elif kind == "reading":
             fut.set_result(ev)
@@ -160,7 +162,10 @@ class ScaleLink(asyncio.Protocol):
                     await asyncio.sleep(command_delay)  # the 8217 answers Z/T/C with nothing
                     return None
                 try:
-                    return await asyncio.wait_for(asyncio.shield(self._pending), answer_timeout)
+                    # asyncio.timeout, not wait_for: on 3.11 wait_for swallows a cancellation that
+                    # arrives as the answer lands, and the cancelled task then runs on for ever.
+                    async with asyncio.timeout(answer_timeout):
+                        return await asyncio.shield(self._pending)
                 except TimeoutError:
                     if kind == "ack":
                         return None  # ACK is a setting on A&D scales: silence is not a failure
@@ -179,5 +184,6 @@ class ScaleLink(asyncio.Protocol):
             return self.latest
         changed = self.changed
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(changed.wait(), within)
+            async with asyncio.timeout(within):
+                await changed.wait()
         return self.latest if self.latest_seq > after_seq else None

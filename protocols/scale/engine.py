@@ -332,8 +332,8 @@ class ScaleCodec:
         self.verify_checksum = verify_checksum
         self._buf = bytearray()
         self._in_frame = self.start is None
-        self._bad_parity = 0
-        self._resync = False
+        # Bytes of `_buf` before this index are spoiled (a byte with the wrong parity landed there).
+        self._spoiled_to = 0
 
     @property
     def name(self):
@@ -370,55 +370,89 @@ class ScaleCodec:
 
     def feed(self, data):
         events = []  # type: list
-        clean, bad = self.clean(data)
-        if bad:
-            # A byte with the wrong parity spoils the frame it lands in.
-            self._bad_parity += bad
-        for b in clean:
-            self._byte(b, events)
+        for raw in data:
+            if self.software_parity:
+                self._byte(raw & 0x7F, not parity_ok(raw), events)
+            elif self.seven_bit:
+                self._byte(raw & 0x7F, False, events)
+            else:
+                self._byte(raw, False, events)
         return events
 
-    def _byte(self, b, events):
-        if self._resync:
-            if b == self.end[-1]:
-                self._resync = False
-            return
+    def _byte(self, b, bad, events):
+        # Parity is judged byte by byte: a bad byte spoils only the frame it lands in, never a
+        # frame that follows it in the same read.
         idle = not self._buf if self.start is None else not self._in_frame
-        if idle and b in self.singles:
+        if idle and not bad and b in self.singles:
             events.append(Reply(self.singles[b][0], self.singles[b][1]))
             return
+        if self.start is not None and b == self.start[0] and not bad:
+            if self._in_frame and self._buf:
+                # A new start byte: what came before it was not a whole frame (line noise).
+                events.append(Noise(len(self._buf), "no frame end"))
+            self._in_frame = True
+            self._buf = bytearray()
+            self._spoiled_to = 0
+            return
         if not self._in_frame:
-            if b == self.start[0]:
-                self._in_frame = True
-                self._buf = bytearray()
-            else:
-                events.append(Noise(1, "outside frame"))
+            events.append(Noise(1, "outside frame"))
             return
         self._buf.append(b)
+        if bad:
+            self._spoiled_to = len(self._buf)
         if self._buf[-len(self.end):] == self.end:
             frame = bytes(self._buf[:-len(self.end)])
+            spoiled = min(self._spoiled_to, len(frame))
             self._buf = bytearray()
             self._in_frame = self.start is None
-            bad, self._bad_parity = self._bad_parity, 0
+            self._spoiled_to = 0
             if self.strip and frame.endswith(self.strip):
                 frame = frame[:-len(self.strip)]
-            if bad:
-                events.append(Noise(len(frame), "parity"))
-                return
+                spoiled = min(spoiled, len(frame))
             if not frame:
+                return
+            self._decode(frame, spoiled, events)
+            return
+        if self.start is not None and len(self._buf) > self.max_frame:
+            # The frame's end was lost: wait for the next start byte.
+            events.append(Noise(len(self._buf), "frame too long"))
+            self._buf = bytearray()
+            self._in_frame = False
+            self._spoiled_to = 0
+            return
+        if self.start is None and len(self._buf) >= 2 * self.max_frame:
+            # No start byte to resynchronise on: keep the newest max_frame bytes, since the line
+            # may still end with a whole frame after the noise.
+            cut = len(self._buf) - self.max_frame
+            events.append(Noise(cut, "frame too long"))
+            self._buf = self._buf[cut:]
+            self._spoiled_to = max(0, self._spoiled_to - cut)
+
+    def _decode(self, frame, spoiled, events):
+        """Decode one frame; without a start byte, noise may precede it on the same line, so the
+        frame is looked for at each later position (never inside the spoiled part)."""
+        if self.start is not None or spoiled >= len(frame):
+            if spoiled:
+                events.append(Noise(len(frame), "parity"))
                 return
             try:
                 events.append(decode_frame(self.spec, frame, self.verify_checksum))
             except ProtocolError as exc:
                 events.append(Noise(len(frame), exc.reason))
             return
-        if len(self._buf) > self.max_frame:
-            events.append(Noise(len(self._buf), "frame too long"))
-            self._buf = bytearray()
-            self._in_frame = self.start is None
-            self._bad_parity = 0
-            # The tail of an overlong frame is not the start of a new one: skip to its end.
-            self._resync = True
+        why = "parity" if spoiled else None
+        for at in range(spoiled, len(frame)):
+            try:
+                event = decode_frame(self.spec, frame[at:], self.verify_checksum)
+            except ProtocolError as exc:
+                if why is None:
+                    why = exc.reason
+                continue
+            if at:
+                events.append(Noise(at, why or "noise before frame"))
+            events.append(event)
+            return
+        events.append(Noise(len(frame), why or "protocol_error"))
 
     def probe(self):
         """(bytes to send, how to recognise the answer) for auto-detection, or None."""

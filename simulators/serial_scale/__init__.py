@@ -3,7 +3,7 @@
 Station part `serial_scale`. By default it offers a polled Mettler Toledo 8217 as `scale0` and a
 Tanita WB-3000 height-weight station as `hws0`; options choose others:
 
-    {"devices": {"scale0": {"protocol": "and"}, "scale1": {"protocol": "cas"}},
+    {"devices": {"scale0": {"protocol": "and", "seed": 7}, "scale1": {"protocol": "cas"}},
      "detect": true, "settle_s": 1.5}
 
 `detect` writes `protocol = "auto"` into the daemon's config so the driver has to find out.
@@ -12,7 +12,10 @@ Control actions (all take `device`, default the first one):
   step_on {kg, height_m?, settle_s?}  a person steps on; the display settles over settle_s
   step_off {settle_s?}                the platform empties
   overload {}                         a load above capacity
-  noise {size? | hex?, per_frame?}    garbage bytes now, or `per_frame` bytes before every frame
+  noise {size? | hex?, per_frame?, seed?}
+                                      garbage bytes now, or `per_frame` bytes before every frame;
+                                      random bytes come from a generator seeded per device
+                                      (default "<device>:<protocol>"), `seed` reseeds it first
   silence {on?}                       the scale stops answering / streaming (on=false resumes)
   unplug {} / plug {}                 the cable: unplug hangs the pty up, plug brings a new one
   corrupt_checksum {on?}              the station's records carry a wrong checksum
@@ -58,14 +61,14 @@ class SerialScaleStation:
         elif action == "overload":
             s.step_on(s.load.capacity_kg + 50.0, settle_s=0.0)
         elif action == "noise":
+            if "seed" in args:
+                s.reseed(args["seed"])
             if "per_frame" in args:
                 s.noise_per_frame = int(args["per_frame"])
             elif "hex" in args:
                 s.inject_noise(bytes.fromhex(str(args["hex"])))
-            else:
-                import os
-
-                s.inject_noise(os.urandom(int(args.get("size", 32))))
+            elif "size" in args or "seed" not in args:
+                s.inject_noise(s.random_noise(int(args.get("size", 32))))
         elif action == "silence":
             s.silent = bool(args.get("on", True))
         elif action == "unplug":
@@ -94,7 +97,7 @@ async def start_scales(workdir: pathlib.Path, options: Mapping[str, Any]) -> Ser
         link = workdir_path(workdir, f"serial_scale/{device_id}.tty")
         scale = SimulatedScale(device_id, protocol, link, mode=dev.get("mode"),
                                settle_s=float(dev.get("settle_s", options.get("settle_s", 1.5))),
-                               capacity_kg=float(dev.get("capacity_kg", 200.0)))
+                               capacity_kg=float(dev.get("capacity_kg", 200.0)), seed=dev.get("seed"))
         await scale.start()
         scales[device_id] = scale
     return SerialScaleStation(scales)

@@ -118,7 +118,7 @@ class SimulatedScale:
 
     def __init__(self, device_id: str, protocol: str, link: pathlib.Path, *, mode: str | None = None,
                  capacity_kg: float = 200.0, settle_s: float = 1.5, stream_ms: int = 100,
-                 corrupt_checksum: bool = False) -> None:
+                 corrupt_checksum: bool = False, seed: int | str | None = None) -> None:
         if protocol not in PROTOCOLS:
             raise ValueError(f"unknown protocol {protocol!r}; known: {', '.join(PROTOCOLS)}")
         self.device_id = device_id
@@ -133,6 +133,9 @@ class SimulatedScale:
         self.tare_kg = 0.0
         self.silent = False
         self.noise_per_frame = 0
+        # Every random fault comes from this generator, seeded, so a failure can be replayed.
+        self.seed: int | str = f"{device_id}:{protocol}" if seed is None else seed
+        self.rng = random.Random(self.seed)
         self.port = PtyPort(link, self._received)
         self._rx = b""
         self._echo_until = 0.0
@@ -179,6 +182,13 @@ class SimulatedScale:
         self.load.step(0.0, 0.3 if settle_s is None else settle_s, self.now())
         self._record_sent = True
 
+    def reseed(self, seed: int | str) -> None:
+        self.seed = seed
+        self.rng = random.Random(seed)
+
+    def random_noise(self, size: int) -> bytes:
+        return self.rng.randbytes(size)
+
     def inject_noise(self, data: bytes) -> None:
         self.port.write(data)
 
@@ -188,14 +198,15 @@ class SimulatedScale:
                 "path": self.path, "plugged": self.port.plugged, "silent": self.silent,
                 "weight_kg": d.weight_kg, "stable": d.stable, "overload": d.overload,
                 "zero_offset_kg": self.zero_offset, "tare_kg": self.tare_kg,
-                "commands_seen": self.commands_seen, "parity_errors": self.parity_errors}
+                "commands_seen": self.commands_seen, "parity_errors": self.parity_errors,
+                "seed": self.seed}
 
     # --- the wire -------------------------------------------------------------------------
     def send(self, frame: bytes) -> None:
         if self.silent:
             return
         if self.noise_per_frame:
-            frame = bytes(random.randrange(256) for _ in range(self.noise_per_frame)) + frame
+            frame = self.random_noise(self.noise_per_frame) + frame
         self.port.write(frames.seven_e_one(frame) if self.protocol in SEVEN_BIT else frame)
 
     def _received(self, data: bytes) -> None:
