@@ -307,8 +307,11 @@ class Driver:
                 self.set_state(DeviceState.HARDWARE_ERROR if failed else DeviceState.NO_DEVICE,
                                error=state)
                 self._wake.clear()
+                # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel that lands
+                # as the wait ends, and run() would then never stop.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), delay)
+                    async with asyncio.timeout(delay):
+                        await self._wake.wait()
                 continue
             self._backoff.reset()
             self._details.pop("error", None)
