@@ -11,7 +11,11 @@ _ALIGN = {"type": "string", "enum": ["left", "center", "right"], "description": 
 _BOLD = {"type": "boolean", "description": "Bold face."}
 _SIZE = {"type": "integer", "minimum": 1, "maximum": 3, "description": "Text size multiplier."}
 
+BLOCK_KINDS = ("text", "rule", "columns", "qr", "barcode", "image", "feed", "cut")
 BLOCK_SCHEMA: dict[str, Any] = {
+    # Checked before oneOf, so a missing or misspelt kind is named as such.
+    "type": "object", "required": ["type"],
+    "properties": {"type": {"enum": list(BLOCK_KINDS), "description": "Block kind."}},
     "oneOf": [
         {"type": "object", "description": "A paragraph of text, wrapped to the paper width.",
          "properties": {"type": {"const": "text", "description": "Block kind."},
@@ -76,17 +80,17 @@ DOCUMENT_SCHEMA: dict[str, Any] = {
 STATION = "Trạm Công dân số"
 
 
-def _money(value: Any) -> str:
+def _money(value: Any, field: str) -> str:
     try:
         return format_vnd(float(value))
     except (TypeError, ValueError):
-        raise DocumentError(f"not an amount: {value!r}") from None
+        raise DocumentError(f"data.{field}: not an amount: {value!r}", f"data.{field}") from None
 
 
 def payment_receipt(data: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Payment receipt: service lines, total as `150.000 ₫`, transaction ids, VietQR if given."""
     if "amount" not in data:
-        raise DocumentError("payment_receipt needs data.amount")
+        raise DocumentError("payment_receipt needs data.amount", "data.amount")
     blocks: list[dict[str, Any]] = [
         {"type": "text", "text": str(data.get("station", STATION)), "align": "center", "bold": True},
     ]
@@ -97,11 +101,11 @@ def payment_receipt(data: Mapping[str, Any]) -> list[dict[str, Any]]:
          "bold": True, "size": 2},
         {"type": "rule", "style": "dashed"},
     ]
-    for item in data.get("items") or []:
+    for i, item in enumerate(data.get("items") or []):
         blocks.append({"type": "columns", "label": str(item.get("label", "")),
-                       "value": _money(item.get("amount", 0))})
+                       "value": _money(item.get("amount", 0), f"items[{i}].amount")})
     blocks += [
-        {"type": "columns", "label": "Tổng cộng", "value": _money(data["amount"]), "bold": True},
+        {"type": "columns", "label": "Tổng cộng", "value": _money(data["amount"], "amount"), "bold": True},
         {"type": "rule", "style": "dashed"},
     ]
     for key, label in (("method", "Hình thức"), ("transaction_id", "Mã giao dịch"),

@@ -66,6 +66,12 @@ STATUS_RESULT = {
 }
 
 
+def _invalid(exc: DocumentError, prefix: str = "") -> HalError:
+    field = f"{prefix}{exc.field}" if exc.field else None
+    return HalError("invalid_params", f"bad receipt: {exc}", code=INVALID_PARAMS,
+                    **({"field": field} if field else {}))
+
+
 class _LinkDead(Exception):
     """The printer stopped taking data and answering."""
 
@@ -121,6 +127,7 @@ class PrinterDriver(Driver):
         self._printer = st.PrinterStatus()
         self._status_changed = asyncio.Event()
         self._query_lock = asyncio.Lock()
+        self._print_lock = asyncio.Lock()
         self._store: JobStore | None = None
         self._inflight: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._poll_task: asyncio.Task[None] | None = None
@@ -135,6 +142,11 @@ class PrinterDriver(Driver):
 
     def _opt(self, name: str, default: float) -> float:
         return float(self.options.get(name, default))
+
+    def _line_rate(self) -> float:
+        """Baud of a serial line; USB and TCP are fast enough to count as instant."""
+        serial = self.options.get("transport", "serial") == "serial"
+        return self._opt("baudrate", 115200) if serial else 1e7
 
     # --- job store ---------------------------------------------------------------------------
     def _jobs(self) -> JobStore:
@@ -275,14 +287,21 @@ class PrinterDriver(Driver):
             if template is None:
                 raise DocumentError(f"give a document or a template of {sorted(TEMPLATES)}")
             return template(dict(params.get("data") or {}))
-        except (DocumentError, AttributeError, TypeError, KeyError, ValueError) as exc:
-            raise HalError("invalid_params", f"bad receipt: {exc}", code=INVALID_PARAMS) from None
+        except DocumentError as exc:
+            raise _invalid(exc, "params.") from None
+        except (AttributeError, TypeError, KeyError, ValueError) as exc:
+            field = "params.document" if "document" in params else "params.data"
+            raise HalError("invalid_params", f"bad receipt: {field}: {exc}", code=INVALID_PARAMS,
+                           field=field) from None
 
-    async def _render(self, blocks: list[dict[str, Any]]) -> bytes:
+    async def _render(self, blocks: list[dict[str, Any]], where: str = "params.document.blocks") -> bytes:
         try:
-            return await asyncio.to_thread(self._renderer.render, blocks)
-        except (DocumentError, KeyError, TypeError, ValueError) as exc:
-            raise HalError("invalid_params", f"bad receipt: {exc}", code=INVALID_PARAMS) from None
+            return await asyncio.to_thread(self._renderer.render, blocks, where)
+        except DocumentError as exc:
+            raise _invalid(exc) from None
+        except (KeyError, TypeError, ValueError) as exc:
+            raise HalError("invalid_params", f"bad receipt: {where}: {exc}", code=INVALID_PARAMS,
+                           field=where) from None
 
     @rpc_method(
         "printer.print", "Print a receipt once per job_id (a repeated job_id returns the first outcome).",
@@ -318,11 +337,15 @@ class PrinterDriver(Driver):
         known = self._jobs().outcome(job_id)
         if known is not None:
             return {**known, "repeated": True}
-        data = await self._render(blocks)
+        # In flight from here on, before the first await: a second call with the same job id
+        # that arrives while this one renders or waits its turn must wait for this outcome.
         fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._inflight[job_id] = fut
         try:
-            result = await self._print_once(job_id, data, ctx)
+            data = await self._render(blocks, "params.document.blocks" if "document" in params
+                                      else f"template {params.get('template')} block")
+            async with self._print_lock:  # one job on the wire at a time, never interleaved
+                result = await self._print_once(job_id, data, ctx)
             fut.set_result(result)
             return result
         except BaseException as exc:
@@ -372,6 +395,8 @@ class PrinterDriver(Driver):
                 except (_LinkDead, ConnectionError) as exc:
                     lost = str(exc) or "printer went silent"
                     return self._outcome(job_id, "failed", "link_lost")
+                if fault is not None:
+                    await self._settle(data)
                 result = self._outcome(job_id, "printed" if fault is None else "failed", fault)
                 ctx.progress("printer.progress",
                              {"job_id": job_id, "phase": "done", "status": result["status"]})
@@ -440,6 +465,29 @@ class PrinterDriver(Driver):
         finally:
             drain.cancel()
 
+    async def _settle(self, data: bytes) -> None:
+        """After a fault mid-job: send the rest of the job, so the printer's command parser is
+        not left inside a raster band (it would take the status requests that follow for image
+        data and answer none of them); the stopped printer drops it. Then wait until it has all
+        crossed the wire: a real-time request queued after it is answered once the printer has
+        read everything before it."""
+        link = self._link
+        if link is None or not self._job_sent:
+            return
+        rest = data[self._job_sent:]
+        try:
+            if rest:
+                link.write(rest)
+            wire_s = min(len(data), 70_000) * 10 / self._line_rate()
+            budget = wire_s * 1.5 + self._opt("status_timeout_s", 1.0)
+            async with self._query_lock:
+                await self._realtime(st.PRINTER, budget)
+        except TimeoutError:
+            log.info("%s: the printer did not take the rest of the failed job", self.device_id)
+        except ConnectionError:
+            return
+        self._publish()
+
     async def _await_printed(self, size: int) -> str | None:
         """GS r 1 is answered only after everything before it has been printed."""
         link = self._link
@@ -449,7 +497,7 @@ class PrinterDriver(Driver):
         self._byte_waiters.append(fut)
         self._splitter.expect_byte("paper_sensor")
         link.write(st.paper_sensor_request())
-        baud = self._opt("baudrate", 115200) if self.options.get("transport", "serial") == "serial" else 1e7
+        baud = self._line_rate()
         # Data still queued in the kernel crosses the wire at the line rate, then prints.
         budget = min(size, 70_000) * 10 / baud * 1.5 + self._opt("finish_timeout_s", 10.0)
         deadline = loop.time() + budget
@@ -471,6 +519,10 @@ class PrinterDriver(Driver):
         finally:
             if not fut.done():
                 fut.cancel()
+            # A reply that never came must not leave its waiter queued: the next job's GS r 1
+            # answer would go to it, and that job would wait in vain and fail.
+            with contextlib.suppress(ValueError):
+                self._byte_waiters.remove(fut)
         # No answer in time: a printer that still answers DLE EOT is stuck, else it is gone.
         try:
             await self._refresh_status()
@@ -504,7 +556,8 @@ class PrinterDriver(Driver):
 
             job_id = f"selftest-{time.time():.0f}"
             page = await self._render(test_page(int(self.options.get("paper_mm", 80))))
-            result = await self._print_once(job_id, page, OperationContext())
+            async with self._print_lock:
+                result = await self._print_once(job_id, page, OperationContext())
             checks.append({"name": "test_page", "passed": result["status"] == "printed", "detail": result})
         return {"passed": all(c["passed"] for c in checks), "level": level, "checks": checks}
 

@@ -34,7 +34,12 @@ BARCODES = {"CODE128": "CODE128", "CODE39": "CODE39", "EAN13": "EAN13", "EAN8": 
 
 
 class DocumentError(ValueError):
-    """A document that cannot be printed (bad image, bad barcode data…): the caller's fault."""
+    """A document that cannot be printed (bad image, bad barcode data…): the caller's fault.
+    `field` names the offending part of the params (`params.document.blocks[3].png`)."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 def format_vnd(amount: int | float) -> str:
@@ -179,7 +184,7 @@ class ReceiptRenderer:
             src: Image.Image = Image.open(io.BytesIO(base64.b64decode(data, validate=True)))
             src.load()
         except (binascii.Error, ValueError, OSError) as exc:
-            raise DocumentError(f"image block: not a base64 PNG ({exc})") from None
+            raise DocumentError(f"image block: not a base64 PNG ({exc})", "png") from None
         if src.width > self.width:
             src = src.resize((self.width, max(1, src.height * self.width // src.width)))
         if src.mode in ("RGBA", "LA", "P"):
@@ -205,7 +210,7 @@ class ReceiptRenderer:
         for band in raster_bands(img.width // 8, img.height, data):
             out._raw(band)
 
-    def render(self, blocks: Sequence[Mapping[str, Any]]) -> bytes:
+    def render(self, blocks: Sequence[Mapping[str, Any]], where: str = "params.document.blocks") -> bytes:
         out = Dummy()
         out.hw("INIT")
         if self.text_mode == "codepage":
@@ -214,47 +219,54 @@ class ReceiptRenderer:
             out._raw(b"\x1bt" + bytes((_codepage_number(self.codepage),)))
         canvas = Canvas(self.width)
         self.raster_rows = 0
-        for block in blocks:
-            kind = block.get("type")
-            align = str(block.get("align", "left"))
-            if kind in ("text", "columns", "rule") and self.text_mode == "codepage":
-                self._flush(canvas, out)
-                self._codepage_block(block, out)
-            elif kind == "text":
-                text = unicodedata.normalize("NFC", str(block.get("text", "")))
-                canvas.add(self._text_image(text, bool(block.get("bold")),
-                                            int(block.get("size", 1)), align))
-            elif kind == "columns":
-                canvas.add(self._columns_image(unicodedata.normalize("NFC", str(block["label"])),
-                                               unicodedata.normalize("NFC", str(block["value"])),
-                                               bool(block.get("bold")), int(block.get("size", 1))))
-            elif kind == "rule":
-                canvas.add(self._rule_image(str(block.get("style", "solid"))))
-            elif kind == "image":
-                canvas.add(self._png_image(str(block.get("png", "")), align))
-            elif kind == "feed":
-                self._flush(canvas, out)
-                out._raw(b"\x1bd" + bytes((max(0, min(255, int(block.get("lines", 1)))),)))
-            elif kind == "qr":
-                self._flush(canvas, out)
-                self._qr(block, out, canvas)
-            elif kind == "barcode":
-                self._flush(canvas, out)
-                self._barcode(block, out)
-            elif kind == "cut":
-                self._flush(canvas, out)
-                out.cut(mode="PART" if block.get("partial") else "FULL")
-            else:
-                raise DocumentError(f"unknown block type {kind!r}")
+        for index, block in enumerate(blocks):
+            try:
+                self._block(block, out, canvas)
+            except DocumentError as exc:
+                at = f"{where}[{index}]"
+                raise DocumentError(f"{at}: {exc}", f"{at}.{exc.field}" if exc.field else at) from None
         self._flush(canvas, out)
         if not blocks or blocks[-1].get("type") != "cut":
             out.cut()
         return out.output
 
+    def _block(self, block: Mapping[str, Any], out: Dummy, canvas: Canvas) -> None:
+        kind = block.get("type")
+        align = str(block.get("align", "left"))
+        if kind in ("text", "columns", "rule") and self.text_mode == "codepage":
+            self._flush(canvas, out)
+            self._codepage_block(block, out)
+        elif kind == "text":
+            text = unicodedata.normalize("NFC", str(block.get("text", "")))
+            canvas.add(self._text_image(text, bool(block.get("bold")),
+                                        int(block.get("size", 1)), align))
+        elif kind == "columns":
+            canvas.add(self._columns_image(unicodedata.normalize("NFC", str(block["label"])),
+                                           unicodedata.normalize("NFC", str(block["value"])),
+                                           bool(block.get("bold")), int(block.get("size", 1))))
+        elif kind == "rule":
+            canvas.add(self._rule_image(str(block.get("style", "solid"))))
+        elif kind == "image":
+            canvas.add(self._png_image(str(block.get("png", "")), align))
+        elif kind == "feed":
+            self._flush(canvas, out)
+            out._raw(b"\x1bd" + bytes((max(0, min(255, int(block.get("lines", 1)))),)))
+        elif kind == "qr":
+            self._flush(canvas, out)
+            self._qr(block, out, canvas)
+        elif kind == "barcode":
+            self._flush(canvas, out)
+            self._barcode(block, out)
+        elif kind == "cut":
+            self._flush(canvas, out)
+            out.cut(mode="PART" if block.get("partial") else "FULL")
+        else:
+            raise DocumentError(f"unknown block type {kind!r}", "type")
+
     def _qr(self, block: Mapping[str, Any], out: Dummy, canvas: Canvas) -> None:
         data = str(block.get("data", ""))
         if not data:
-            raise DocumentError("qr block without data")
+            raise DocumentError("qr block without data", "data")
         size = int(block.get("size", 6))
         align = ALIGN.get(str(block.get("align", "center")), 1)
         if self.native_qr:
@@ -277,7 +289,7 @@ class ReceiptRenderer:
     def _barcode(self, block: Mapping[str, Any], out: Dummy) -> None:
         symbology = BARCODES.get(str(block.get("symbology", "CODE128")).upper())
         if symbology is None:
-            raise DocumentError(f"unknown barcode symbology {block.get('symbology')!r}")
+            raise DocumentError(f"unknown barcode symbology {block.get('symbology')!r}", "symbology")
         data = str(block.get("data", ""))
         code = "{B" + data if symbology == "CODE128" else data
         try:
@@ -285,7 +297,7 @@ class ReceiptRenderer:
             out._hw_barcode(code, symbology, height=int(block.get("height", 80)), width=2,
                             pos="BELOW", font="A", align_ct=True, function_type="B")
         except Exception as exc:  # python-escpos raises its own BarcodeCodeError etc.
-            raise DocumentError(f"barcode: {exc}") from None
+            raise DocumentError(f"barcode data: {exc}", "data") from None
         out._raw(b"\n\x1ba\x00")
 
     def _codepage_block(self, block: Mapping[str, Any], out: Dummy) -> None:

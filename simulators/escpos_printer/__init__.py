@@ -57,7 +57,7 @@ class PrinterSimulator:
     def device_table(self, transport: str = "serial") -> dict[str, Any]:
         if transport == "tcp":
             return {"driver": "printer", "transport": "tcp", "host": "127.0.0.1",
-                    "port": self.tcp.port, "paper_mm": self.paper_mm}
+                    "tcp_port": self.tcp.port, "paper_mm": self.paper_mm}
         return {"driver": "printer", "transport": "serial", "port": self.pty.path,
                 "baudrate": self.baudrate, "flow_control": "xonxoff", "paper_mm": self.paper_mm}
 

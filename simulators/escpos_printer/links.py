@@ -36,9 +36,15 @@ class PtyLink:
         printer.on_reply = self._write
         printer.on_flow = self._flow
         printer.on_drop = self._resume.clear
+        printer.on_restore = self._discard_input
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._pump(), name="escpos-pty")
+
+    def _discard_input(self) -> None:
+        """What the host wrote while the link was down never arrived."""
+        with contextlib.suppress(termios.error, OSError):
+            termios.tcflush(self.master, termios.TCIFLUSH)
 
     def _host_honours_xoff(self) -> bool:
         try:

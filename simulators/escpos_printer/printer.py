@@ -37,6 +37,7 @@ class SimulatedPrinter:
         self.on_reply: Callable[[bytes], None] = lambda data: None
         self.on_flow: Callable[[bool], None] = lambda ready: None
         self.on_drop: Callable[[], None] = lambda: None
+        self.on_restore: Callable[[], None] = lambda: None
         self.parser = CommandParser()
         self.queue: collections.deque[tuple[Command, int]] = collections.deque()
         self.queued = 0
@@ -137,7 +138,9 @@ class SimulatedPrinter:
         if not self.xoff and self.free < max(64, self.buffer_size // 4):
             self.xoff = True
             self.on_flow(False)
-        elif self.xoff and self.free > self.buffer_size // 2:
+        elif self.xoff and (self.free > self.buffer_size // 2 or not self.queue):
+            # Nothing left to print but a command still arriving (a raster band can be most
+            # of a small buffer): it can only complete if the host may send again.
             self.xoff = False
             self.on_flow(True)
         if self.free >= self.buffer_size // 4:
@@ -164,7 +167,8 @@ class SimulatedPrinter:
     async def _run_engine(self) -> None:
         while True:
             if not self.queue or self.stopped:
-                if self.queue and self.stopped:
+                # A job stopped mid-way is lost, even when its rest has not arrived yet.
+                if self.stopped and (self.queue or self._job_started):
                     self._abort_job()
                 self._wake.clear()
                 await self._wake.wait()
@@ -264,8 +268,18 @@ class SimulatedPrinter:
                 self.silent = True
                 self.on_drop()
         elif action == "link_restore":
+            # Back as after a power-cycle: what was on the wire while it was gone is lost, and
+            # so is the half command and half job it held.
+            self.on_restore()
+            self.parser = CommandParser()
+            self.queue.clear()
+            self.queued = 0
+            self.paper = Paper(self.width)
+            self._job_bytes = 0
+            self._job_started = False
             self.silent = False
             self.drop_after = None
+            self._update_flow()
         elif action == "small_buffer":
             self.buffer_size = int(args.get("size", 512))
             rate = args.get("print_rate", 4000)
@@ -277,4 +291,5 @@ class SimulatedPrinter:
         else:
             raise KeyError(action)
         return {"flags": dict(self.flags), "jobs": len(self.jobs), "overruns": self.overruns,
-                "buffer_size": self.buffer_size, "received": self.received}
+                "buffer_size": self.buffer_size, "received": self.received, "xoff": self.xoff,
+                "buffered": self.used, "queued_commands": len(self.queue)}
