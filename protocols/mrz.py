@@ -159,11 +159,19 @@ def _parse_td3(lines):
 def _yymmdd(value, name):
     """Accept YYMMDD or ISO YYYY-MM-DD / YYYYMMDD."""
     v = value.replace("-", "").strip()
-    if len(v) == 8 and v.isdigit():
+    if len(v) == 8 and _ascii_digits(v):
         v = v[2:]
-    if len(v) != 6 or not v.isdigit():
+    if len(v) != 6 or not _ascii_digits(v):
         raise ProtocolError("MRZ: %s must be YYMMDD or YYYY-MM-DD" % name, "invalid_params")
     return v
+
+
+def _ascii_digits(text):
+    # str.isdigit() also accepts "²" and "١": not MRZ characters
+    for c in text:
+        if c < "0" or c > "9":
+            return False
+    return True
 
 
 def key_information(document_number, birth_date, expiry_date):

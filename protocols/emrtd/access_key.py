@@ -15,9 +15,17 @@ def _bad(message):
     return ProtocolError(message, "invalid_params")
 
 
+def _ascii_digits(text):
+    # str.isdigit() also accepts "²" and "١٢٣": a CAN of those would reach PACE as other bytes
+    for c in text:
+        if c < "0" or c > "9":
+            return False
+    return True
+
+
 def _digits(value, n, what):
     v = str(value).strip().replace(" ", "")
-    if len(v) != n or not v.isdigit():
+    if len(v) != n or not _ascii_digits(v):
         raise _bad("%s must be %d digits" % (what, n))
     return v
 

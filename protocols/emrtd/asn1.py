@@ -13,6 +13,11 @@ IA5_STRING = 0x16
 BIT_STRING = 0x03
 
 
+# The longest arc worth decoding: 140 bits (a UUID arc under 2.25 takes 19 bytes). A longer one
+# is garbage, and its decimal spelling could pass CPython's int-to-str digit limit (ValueError).
+MAX_OID_ARC_BYTES = 20
+
+
 def decode_oid(value):
     """DER OID value -> dotted string."""
     value = bytes(value)
@@ -20,14 +25,19 @@ def decode_oid(value):
         raise ProtocolError("ASN.1: empty OID")
     parts = []
     n = 0
+    size = 0
     for i in range(len(value)):
         b = value[i]
         n = (n << 7) | (b & 0x7F)
+        size += 1
         if not b & 0x80:
             parts.append(n)
             n = 0
+            size = 0
         elif i == len(value) - 1:
             raise ProtocolError("ASN.1: truncated OID")
+        elif size >= MAX_OID_ARC_BYTES:
+            raise ProtocolError("ASN.1: OID arc longer than %d bytes" % MAX_OID_ARC_BYTES)
     first = parts[0]
     if first < 40:
         head = [0, first]

@@ -184,39 +184,64 @@ DG13_FIELDS = {
 _DATE_FIELDS = ("birth_date", "issue_date", "expiry_date")
 
 
+def _ascii_digits(text):
+    # str.isdigit() also accepts "²" and "١", which int() then refuses (ValueError).
+    if not text:
+        return False
+    for c in text:
+        if c < "0" or c > "9":
+            return False
+    return True
+
+
 def vn_date(text):
     """dd/mm/yyyy -> ISO 8601; anything else (e.g. "Không thời hạn", no expiry) -> None."""
     t = text.strip()
     parts = t.split("/")
-    if len(parts) == 3 and all(p.isdigit() for p in parts) and len(parts[2]) == 4:
+    if len(parts) == 3 and all(_ascii_digits(p) for p in parts) and len(parts[2]) == 4:
         d, m, y = int(parts[0]), int(parts[1]), int(parts[2])
         if 1 <= d <= 31 and 1 <= m <= 12:
             return "%04d-%02d-%02d" % (y, m, d)
-    if len(t) == 8 and t.isdigit():
+    if len(t) == 8 and _ascii_digits(t):
         return "%s-%s-%s" % (t[4:8], t[2:4], t[0:2])
     return None
 
 
-def _strings(items, out):
+# DG13 nests a few levels (file, SEQUENCE, SET, entry, parents); a card nesting far deeper is
+# garbage that would otherwise end in RecursionError (or a MicroPython stack overflow).
+MAX_DG13_DEPTH = 16
+# A field number is small; a longer INTEGER is not one (and str() of a huge one is a ValueError).
+_MAX_FIELD_NUMBER_BYTES = 4
+
+
+def _too_deep(depth):
+    if depth > MAX_DG13_DEPTH:
+        raise ProtocolError("DG13 nested deeper than %d levels" % MAX_DG13_DEPTH)
+
+
+def _strings(items, out, depth=0):
     """Every string value in `items`, depth first (field 13 nests father and mother)."""
+    _too_deep(depth)
     for tag, value in items:
         if tag in (asn1.SEQUENCE, asn1.SET):
-            _strings(tlv.parse(value), out)
+            _strings(tlv.parse(value), out, depth + 1)
         elif tag in (asn1.UTF8_STRING, asn1.PRINTABLE_STRING, asn1.IA5_STRING, 0x14, 0x1E):
             out.append(nfc(asn1.text((tag, value))))
     return out
 
 
-def _field_entries(items, out):
+def _field_entries(items, out, depth=0):
     """SEQUENCE { INTEGER n, value... } entries found anywhere in the tree, in order."""
+    _too_deep(depth)
     for tag, value in items:
         if tag not in (asn1.SEQUENCE, asn1.SET):
             continue
         inner = tlv.parse(value)
-        if inner and inner[0][0] == asn1.INTEGER and len(inner) > 1 and inner[1][0] != asn1.OID:
+        if (inner and inner[0][0] == asn1.INTEGER and len(inner) > 1 and inner[1][0] != asn1.OID
+                and len(inner[0][1]) <= _MAX_FIELD_NUMBER_BYTES):
             out.append((asn1.decode_int(inner[0][1]), inner[1:]))
         else:
-            _field_entries(inner, out)
+            _field_entries(inner, out, depth + 1)
     return out
 
 

@@ -39,6 +39,9 @@ _FLOAT_CODES = {"NaN": 0x007FFFFF, "NRes": 0x00800000, "+INF": 0x007FFFFE, "-INF
                 "reserved": 0x00800001}
 
 
+_INF = float("inf")
+
+
 def is_special(value):
     return isinstance(value, Special)
 
@@ -81,6 +84,12 @@ def decode_float(raw):
 
 
 def _mantissa_exponent(value, exponent, m_max, e_min, e_max):
+    # NaN and ±inf have their own codes (a Special); a finite value beyond the largest mantissa
+    # at the largest exponent overflows to inf on scaling, and round(inf) is an OverflowError.
+    if value != value or value in (_INF, -_INF):
+        raise ProtocolError("%r is not a number: encode a Special instead" % (value,))
+    if abs(value) > m_max * 10.0 ** e_max:
+        raise ProtocolError("%r is too large for this format" % (value,))
     if exponent is None:
         # The largest precision that fits: a value with fewer decimals is exact at a larger
         # exponent, so try from the finest exponent that still fits the mantissa.

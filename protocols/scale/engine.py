@@ -173,7 +173,10 @@ def _text(value):
     if value is None:
         return None
     if isinstance(value, bytes):
-        return value.decode()
+        try:
+            return value.decode()
+        except UnicodeError:  # an 8-bit line carries any byte: not text is not a frame
+            raise ScaleError("reply text is not UTF-8")
     return value
 
 
