@@ -4,7 +4,8 @@ sensor and a door switch, at the far end of the GPIO driver's wire (`protocols.g
     python -m simulators.gpio_panel --dir run/panel
 
 Control actions: person_arrives, person_leaves, door_open, door_close (the sensors);
-state (lamp and buzzer levels, buzzer beeps counted); unplug / plug (the wire is cut: the
+state (lamp and buzzer levels, buzzer beeps counted); wait {lamp | buzzer, level, timeout_s}
+(until the wire shows that level); unplug / plug (the wire is cut: the
 driver sees its link lost and reconnects once plugged); garbage {lines} (noise on the wire);
 reset.
 """
@@ -24,8 +25,8 @@ from simulators.base import StationPart, UnknownAction, serve_until_signalled, w
 
 LIGHTS = {"status": 17, "card": 27, "payment": 22, "printer": 23}
 BUZZER, PRESENCE, DOOR = 18, 24, 25
-ACTIONS = ("person_arrives", "person_leaves", "door_open", "door_close", "state", "unplug", "plug",
-           "garbage", "reset")
+ACTIONS = ("person_arrives", "person_leaves", "door_open", "door_close", "state", "wait", "unplug",
+           "plug", "garbage", "reset")
 
 
 class Panel:
@@ -39,6 +40,7 @@ class Panel:
         self.plugged = True
         self._server: asyncio.AbstractServer | None = None
         self._writer: asyncio.StreamWriter | None = None
+        self._changed = asyncio.Condition()
 
     async def start(self) -> Panel:
         with contextlib.suppress(FileNotFoundError):
@@ -75,6 +77,8 @@ class Panel:
                         self.beeps += 1
                     self.outputs[pin] = level
                 self.wire_errors = decoder.errors
+                async with self._changed:
+                    self._changed.notify_all()
         except (ConnectionError, OSError):
             pass
         finally:
@@ -124,6 +128,13 @@ class Panel:
             self.beeps = 0
             self._set_input(PRESENCE, 0)
             self._set_input(DOOR, 0)
+        elif action == "wait":  # until a lamp or the buzzer shows `level` (what a test waits on)
+            pin = BUZZER if args.get("buzzer") else LIGHTS[str(args["lamp"])]
+            level = float(args["level"])
+            async with self._changed:
+                await asyncio.wait_for(
+                    self._changed.wait_for(lambda: abs(self.outputs.get(pin, 0.0) - level) < 1e-6),
+                    float(args.get("timeout_s", 10)))
         elif action != "state":
             raise UnknownAction(action)
         if self._writer is not None:

@@ -126,7 +126,7 @@ def test_sigterm_fails_inflight_requests_with_shutting_down(station: Callable[..
 
     reason, rc = run(go())
     assert reason == "shutting_down" and rc == 0
-    assert st.control("gpio_panel", "state")["buzzer"] == 0.0  # the buzzer was silenced on the way out
+    assert st.control("gpio_panel", "wait", buzzer=True, level=0)["buzzer"] == 0.0  # silenced on the way out
     assert not st.socket.exists()
 
 

@@ -312,7 +312,7 @@ def test_cancel_reaches_the_driver_and_the_buzzer_stops(panel_station: Station) 
             with pytest.raises(RpcError) as info:
                 await beep
             assert info.value.reason == "cancelled" and info.value.code == -32003
-            state = panel_station.control("gpio_panel", "state")
+            state = panel_station.control("gpio_panel", "wait", buzzer=True, level=0)
             assert state["buzzer"] == 0.0 and state["beeps"] < 100
             assert (await hal.call("device.status", {"device": "panel0"}))["state"] == "online"
             assert (await hal.call("hal.cancel", {"request_id": "long"})) == {"cancelled": False}
@@ -325,7 +325,7 @@ def test_timeout_ms_fails_the_request_and_silences_the_buzzer(panel_station: Sta
             with pytest.raises(RpcError) as info:
                 await hal.call("buzzer.beep", {"count": 100, "on_ms": 300, "timeout_ms": 200})
             assert info.value.reason == "timeout"
-            assert panel_station.control("gpio_panel", "state")["buzzer"] == 0.0
+            assert panel_station.control("gpio_panel", "wait", buzzer=True, level=0)["buzzer"] == 0.0
     run(go())
 
 
@@ -411,7 +411,9 @@ def test_unplugged_panel_goes_no_device_and_comes_back(panel_station: Station) -
             panel_station.control("gpio_panel", "plug")
             await hal.next_event(lambda e: e["data"]["state"] == "online", timeout_s=30)
             await hal.call("indicator.set", {"name": "status", "pattern": "on"})
-            assert panel_station.control("gpio_panel", "state")["lamps"]["status"] == 1.0
+            # The level travels the wire on its own; wait for the panel to show it.
+            shown = panel_station.control("gpio_panel", "wait", lamp="status", level=1)
+            assert shown["lamps"]["status"] == 1.0
     run(go())
 
 
@@ -421,5 +423,6 @@ def test_garbage_on_the_wire_leaves_the_panel_serving(panel_station: Station) ->
             panel_station.control("gpio_panel", "garbage", lines=8)
             await hal.call("indicator.set", {"name": "payment", "pattern": "on"})
             assert (await hal.call("device.status", {"device": "panel0"}))["state"] == "online"
-            assert panel_station.control("gpio_panel", "state")["lamps"]["payment"] == 1.0
+            shown = panel_station.control("gpio_panel", "wait", lamp="payment", level=1)
+            assert shown["lamps"]["payment"] == 1.0
     run(go())
