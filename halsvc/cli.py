@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import importlib
 import json
 import sys
 from collections.abc import Mapping, Sequence
@@ -222,6 +223,9 @@ def cmd_measure_weight(hal: Client, args: argparse.Namespace) -> int:
     return OK
 
 
+CLI_FAMILIES = ("printer", "health", "payment", "diag")
+
+
 def parser() -> argparse.ArgumentParser:
     common = _common(top=False)
     ap = argparse.ArgumentParser(prog="halctl", parents=[_common(top=True)],
@@ -275,6 +279,18 @@ def parser() -> argparse.ArgumentParser:
     p = idcard.add_parser("watch", parents=[common], help="print card taps and removals until Ctrl-C")
     p.add_argument("-n", "--count", type=int, default=0, help="stop after N events")
     p.set_defaults(fn=cmd_idcard_watch)
+
+    # Each device family's commands live in their own module (halsvc/cli_<family>.py) with
+    # `register(sub, common, groups)`; `groups` holds the shared subcommand groups ("measure").
+    groups = {"measure": measure}
+    for family in CLI_FAMILIES:
+        try:
+            module = importlib.import_module(f"halsvc.cli_{family}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"halsvc.cli_{family}":
+                raise
+            continue
+        module.register(sub, common, groups)
     return ap
 
 

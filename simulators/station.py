@@ -1,7 +1,8 @@
 """The simulated station: every simulator that exists, started together, and the daemon config
 that wires halsvc to them.
 
-    python -m simulators.station --dir run/sim [--only gpio_panel,escpos_printer] [-- CMD ...]
+    python -m simulators.station --dir run/sim [--only gpio_panel,escpos_printer]
+        [--part-option escpos_printer.transport=tcp ...] [-- CMD ...]
 
 writes `<dir>/halsvc.toml` (profile `sim` plus one table per simulated device), serves fault
 injection on `<dir>/control.sock` (see `simulators.control`) and prints `ready <config>` when
@@ -146,10 +147,28 @@ async def _supervise(command: list[str], env: Mapping[str, str], stop: asyncio.E
     return int(waiter.result())
 
 
+def parse_part_options(items: list[str]) -> dict[str, dict[str, Any]]:
+    """`PART.KEY=VALUE` items -> {part: {key: value}}; a value that parses as JSON (numbers,
+    true/false, lists) is taken as such, anything else as a string."""
+    options: dict[str, dict[str, Any]] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        part, dot, key = name.partition(".")
+        if not sep or not dot or not part or not key:
+            raise ValueError(f"--part-option {item!r}: expected PART.KEY=VALUE")
+        try:
+            parsed: Any = json.loads(value)
+        except ValueError:
+            parsed = value
+        options.setdefault(part, {})[key] = parsed
+    return options
+
+
 async def serve(workdir: pathlib.Path, only: set[str] | None, command: list[str] | None = None,
-                on_ready: str | None = None) -> int:
+                on_ready: str | None = None,
+                options: Mapping[str, Mapping[str, Any]] | None = None) -> int:
     workdir.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - once, before anything runs
-    parts = await start_parts(workdir, only)
+    parts = await start_parts(workdir, only, options)
     env = {k: v for p in parts for k, v in p.env.items()}
     config = station_config(parts, workdir)
     config_path = workdir / "halsvc.toml"
@@ -187,14 +206,20 @@ def main(argv: list[str] | None = None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dir", default="run/sim", help="work dir for sockets, ptys and the config")
     ap.add_argument("--only", help=f"comma-separated parts to start (of {', '.join(PARTS)})")
+    ap.add_argument("--part-option", action="append", default=[], metavar="PART.KEY=VALUE",
+                    help="an option for one part, e.g. escpos_printer.transport=tcp (repeatable)")
     ap.add_argument("--ready-message", help="printed when the command reports READY=1 (sd_notify)")
     ap.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD ARGS: run once the station is ready")
     args = ap.parse_args(argv)
     only = {p for p in args.only.split(",") if p} if args.only is not None else None
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     try:
+        options = parse_part_options(args.part_option)
+    except ValueError as exc:
+        ap.error(str(exc))
+    try:
         return asyncio.run(serve(pathlib.Path(args.dir).resolve(), only, command or None,
-                                 args.ready_message))
+                                 args.ready_message, options))
     except KeyboardInterrupt:
         return 130
 

@@ -12,6 +12,7 @@ READY=1 — the same handshake systemd uses — so no test sleeps for a start-up
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import pathlib
 import shutil
@@ -43,8 +44,11 @@ def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
 
 class Station:
     def __init__(self, only: Iterable[str] | None = None, config: Mapping[str, Any] | None = None,
-                 workdir: pathlib.Path | None = None) -> None:
+                 workdir: pathlib.Path | None = None,
+                 options: Mapping[str, Mapping[str, Any]] | None = None) -> None:
         self.only = set(only) if only is not None else None
+        # Per-part simulator options, e.g. {"escpos_printer": {"transport": "tcp"}}.
+        self.options = {p: dict(o) for p, o in (options or {}).items()}
         self.extra_config = dict(config or {})
         # Short paths: Unix socket paths are limited to 108 bytes.
         self.workdir = workdir or pathlib.Path(tempfile.mkdtemp(prefix="hal-", dir="/tmp"))
@@ -63,6 +67,10 @@ class Station:
         cmd = [sys.executable, "-m", "simulators.station", "--dir", str(self.simdir)]
         if self.only is not None:
             cmd += ["--only", ",".join(sorted(self.only))]
+        for part, opts in self.options.items():
+            for key, value in opts.items():
+                text = value if isinstance(value, str) else json.dumps(value)
+                cmd += ["--part-option", f"{part}.{key}={text}"]
         self.station = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE,
                                         stderr=open(self.workdir / "station.log", "wb"))
         assert self.station.stdout is not None
