@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import fcntl
+import os
 import pathlib
 import shutil
 import signal
@@ -284,7 +286,11 @@ class Pcscd:
             time.sleep(0.05)
         return True
 
-    def stop(self) -> None:
+    def stop(self, users_lock: int | None = None) -> None:
+        # Only when no other simulated card on this machine still uses it (they hold the shared
+        # users lock): a test run and `make run`, or two runs, share the one pcscd.
+        if self.proc is not None and users_lock is not None and not _try_exclusive(users_lock):
+            return
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -295,22 +301,76 @@ class Pcscd:
         self.proc = None
 
 
+# A vpcd reader slot takes one virtual card: two runs on one machine (a test run and `make run`,
+# or parallel test runs) wait their turn on a per-slot lock instead of fighting over the slot.
+LOCK_DIR = pathlib.Path(os.environ.get("HALSVC_LOCK_DIR", "/tmp"))
+USERS_LOCK = LOCK_DIR / "halsvc-pcscd-users.lock"
+SLOT_WAIT_S = 150.0
+
+
+def _open_lock(path: pathlib.Path) -> int:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    with contextlib.suppress(OSError):
+        os.fchmod(fd, 0o666)  # shared between users of the machine
+    return fd
+
+
+def _try_exclusive(fd: int) -> bool:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+def _lock_slot(port: int) -> tuple[int, int]:
+    slot = _open_lock(LOCK_DIR / f"halsvc-vpcd-{port}.lock")
+    deadline = time.monotonic() + SLOT_WAIT_S
+    while True:
+        try:
+            fcntl.flock(slot, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                os.close(slot)
+                raise RuntimeError(f"vpcd reader slot on port {port} is held by another simulated card "
+                                   f"for {SLOT_WAIT_S:.0f} s ({LOCK_DIR}/halsvc-vpcd-{port}.lock)") from None
+            time.sleep(0.1)
+    users = _open_lock(USERS_LOCK)
+    fcntl.flock(users, fcntl.LOCK_SH)
+    return slot, users
+
+
+def _unlock(fds: tuple[int, int]) -> None:
+    for fd in fds:
+        os.close(fd)  # closing drops the flock
+
+
 async def start_part(workdir: pathlib.Path, options: dict[str, Any]) -> StationPart:
-    pcscd = Pcscd()
-    started = await asyncio.to_thread(pcscd.ensure)
     card = VirtualCard(workdir, options)
+    locks = await asyncio.to_thread(_lock_slot, card.port)
+    pcscd = Pcscd()
+    try:
+        started = await asyncio.to_thread(pcscd.ensure)
+    except BaseException:
+        _unlock(locks)
+        raise
     try:
         await card.start()
     except BaseException:
         await card.stop()
         if started:
-            pcscd.stop()
+            pcscd.stop(locks[1])
+        _unlock(locks)
         raise
 
     async def stop() -> None:
-        await card.stop()
-        if started:
-            await asyncio.to_thread(pcscd.stop)
+        try:
+            await card.stop()
+            if started:
+                await asyncio.to_thread(pcscd.stop, locks[1])
+        finally:
+            _unlock(locks)
 
     device = {"driver": "idcard", "reader": reader_name(card.port), "trust_store": str(card.trust_store)}
     return StationPart(name="cccd_card", devices={"idcard0": device}, control=card.control, stop=stop,
