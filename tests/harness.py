@@ -3,6 +3,7 @@
     st = Station(only={"gpio_panel"}).start()
     async with st.client() as hal: ...
     st.control("gpio_panel", "person_arrives")
+    st.call_as_nobody(("hal.status", {}))   # as an unprivileged local program
     st.restart_daemon(); st.stop()
 
 The daemon gets a NOTIFY_SOCKET that the harness binds, and the harness waits for its
@@ -15,6 +16,7 @@ import contextlib
 import json
 import os
 import pathlib
+import pwd
 import shutil
 import signal
 import socket
@@ -40,6 +42,9 @@ def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
         else:
             base[k] = v
     return base
+
+
+NEEDS_SETPRIV = os.getuid() != 0 or shutil.which("setpriv") is None
 
 
 class Station:
@@ -176,6 +181,31 @@ class Station:
             if good(ev["data"]):
                 pending.discard(ev["device"])
         await hal.call("events.unsubscribe", {"topics": ["*.status"]})
+
+    def call_as_nobody(self, *calls: tuple[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """Make `calls` from another uid (nobody, no groups), as an unprivileged local program
+        would: one connection, and per call {"result": ...} or {"error": [code, reason]}.
+        Needs root and setpriv; the daemon's socket must be reachable by others (socket_mode)."""
+        self.workdir.chmod(0o755)
+        nobody = pwd.getpwnam("nobody")
+        probe = (
+            "import json, sys\n"
+            "from halsvc.client import Client, RpcError\n"
+            "c = Client(sys.argv[1])\n"
+            "out = []\n"
+            "for method, params in json.loads(sys.argv[2]):\n"
+            "    try:\n"
+            "        out.append({'result': c.call(method, params)})\n"
+            "    except RpcError as e:\n"
+            "        out.append({'error': [e.code, e.reason]})\n"
+            "print(json.dumps(out))\n")
+        proc = subprocess.run(
+            ["setpriv", f"--reuid={nobody.pw_uid}", f"--regid={nobody.pw_gid}", "--clear-groups",
+             sys.executable, "-c", probe, str(self.socket), json.dumps([[m, dict(p)] for m, p in calls])],
+            capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd="/")
+        if proc.returncode != 0:
+            raise RuntimeError(f"probe as nobody failed: {proc.stderr}")
+        return list(json.loads(proc.stdout))
 
     def control(self, part: str, action: str, **args: Any) -> dict[str, Any]:
         reply = dict(sim_control(self.simdir / "control.sock", part, action, **args))

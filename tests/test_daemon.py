@@ -7,8 +7,6 @@ import asyncio
 import json
 import os
 import pathlib
-import pwd
-import shutil
 import signal
 import socket
 import subprocess
@@ -20,7 +18,7 @@ from typing import Any
 
 import pytest
 from conftest import run
-from harness import ROOT, Station
+from harness import NEEDS_SETPRIV, ROOT, Station
 
 from halsvc import sdnotify
 from halsvc.client import RpcError
@@ -76,31 +74,15 @@ def test_second_daemon_on_a_live_socket_refuses_and_stale_socket_is_replaced(sta
         assert hal.call("hal.status")["devices"] == []
 
 
-@pytest.mark.skipif(os.getuid() != 0 or shutil.which("setpriv") is None, reason="needs root and setpriv")
+@pytest.mark.skipif(NEEDS_SETPRIV, reason="needs root and setpriv")
 def test_role_comes_from_the_callers_uid(station: Callable[..., Station]) -> None:
     st = station(only={"gpio_panel"}, config={"daemon": {"socket_mode": "0666"},
                                               "roles": {"technician": {"gids": [0]}}})
-    st.workdir.chmod(0o755)  # so that nobody can reach the socket at all
-    nobody = pwd.getpwnam("nobody")
-    probe = (
-        "import json, sys\n"
-        "from halsvc.client import Client, RpcError\n"
-        f"c = Client({str(st.socket)!r})\n"
-        "out = {'status': c.call('hal.status')['role']}\n"
-        "try:\n"
-        "    c.call('device.selftest', {'device': 'panel0'})\n"
-        "except RpcError as e:\n"
-        "    out['selftest'] = [e.code, e.reason]\n"
-        "out['beep'] = c.call('buzzer.beep', {'count': 1, 'on_ms': 10})\n"
-        "print(json.dumps(out))\n")
-    out = subprocess.run(["setpriv", f"--reuid={nobody.pw_uid}", f"--regid={nobody.pw_gid}", "--clear-groups",
-                          sys.executable, "-c", probe], capture_output=True, text=True, timeout=60,
-                         env={**os.environ, "PYTHONPATH": str(ROOT)}, cwd="/")
-    assert out.returncode == 0, out.stderr
-    seen = json.loads(out.stdout)
-    assert seen["status"] == "kiosk"  # the sim profile makes every local user a kiosk
-    assert seen["selftest"] == [-32001, "permission_denied"]
-    assert seen["beep"] == {"beeps": 1}
+    status, selftest, beep = st.call_as_nobody(("hal.status", {}), ("device.selftest", {"device": "panel0"}),
+                                               ("buzzer.beep", {"count": 1, "on_ms": 10}))
+    assert status["result"]["role"] == "kiosk"  # the sim profile makes every local user a kiosk
+    assert selftest == {"error": [-32001, "permission_denied"]}
+    assert beep == {"result": {"beeps": 1}}
     with st.sync_client() as hal:  # root, here
         assert hal.call("hal.status")["role"] == "admin"
         assert hal.call("device.selftest", {"device": "panel0"})["passed"]
