@@ -85,16 +85,22 @@ def validate(schema: Mapping[str, Any], value: Any, path: str = "params") -> Non
                 validate(extra, item, f"{path}.{name}")
     for key in ("oneOf", "anyOf"):
         if key in schema:
-            errors = []
+            errors: list[tuple[Mapping[str, Any], SchemaError]] = []
             for option in schema[key]:
                 try:
                     validate(option, value, path)
                 except SchemaError as exc:
-                    errors.append(exc)
+                    errors.append((option, exc))
             matched = len(schema[key]) - len(errors)
             if matched == 0:
-                raise errors[0] if len(errors) == 1 else SchemaError(
-                    path, "matches none of the allowed forms: " + "; ".join(e.why for e in errors[:3]))
+                # The form the value says it is (its `const` fields match, e.g. "type": "text")
+                # is the one whose problem to name: "blocks[0].size: must be ≤ 3", not "fits no form".
+                meant = [exc for option, exc in errors if _claims(option, value)]
+                if len(meant) == 1 or len(errors) == 1:
+                    raise (meant or [errors[0][1]])[0]
+                raise SchemaError(path, "matches none of the allowed forms: " + "; ".join(
+                    e.why if e.path == path else f"{e.path[len(path):].lstrip('.')}: {e.why}"
+                    for _, e in errors[:3]))
             if key == "oneOf" and matched > 1:
                 raise SchemaError(path, "matches more than one allowed form")
     if "not" in schema:
@@ -104,6 +110,14 @@ def validate(schema: Mapping[str, Any], value: Any, path: str = "params") -> Non
             pass
         else:
             raise SchemaError(path, schema.get("description", "is not allowed here"))
+
+
+def _claims(option: Mapping[str, Any], value: Any) -> bool:
+    """Whether `value` carries every `const` property of the form `option` (its discriminator)."""
+    props = option.get("properties", {})
+    consts = [(k, p["const"]) for k, p in props.items() if isinstance(p, Mapping) and "const" in p]
+    return bool(consts) and isinstance(value, dict) and all(
+        k in value and value[k] == c for k, c in consts)
 
 
 def _article(type_name: str) -> str:

@@ -425,10 +425,10 @@ B0 = "params.document.blocks[0]"
 
 
 @pytest.mark.parametrize("params, field", [
-    # The daemon's schema check: a block that fits none of the kinds is named as a whole.
-    ({"document": {"blocks": [{"type": "text"}]}}, B0),
-    ({"document": {"blocks": [{"type": "text", "text": "x", "size": 9}]}}, B0),
-    ({"document": {"blocks": [{"type": "qr", "data": ""}]}}, B0),
+    # The daemon's schema check: a block of a known kind is named down to its bad field.
+    ({"document": {"blocks": [{"type": "text"}]}}, f"{B0}.text"),
+    ({"document": {"blocks": [{"type": "text", "text": "x", "size": 9}]}}, f"{B0}.size"),
+    ({"document": {"blocks": [{"type": "qr", "data": ""}]}}, f"{B0}.data"),
     ({"document": {"blocks": [{"type": "txet", "text": "x"}]}}, f"{B0}.type"),
     ({"document": {"blocks": [{"text": "x"}]}}, f"{B0}.type"),
     ({"document": {"blocks": []}}, "params.document.blocks"),

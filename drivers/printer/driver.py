@@ -61,6 +61,11 @@ STATUS_RESULT = {
         "cover": {"type": "string", "enum": ["closed", "open"], "description": "Printer cover."},
         "error": {"type": ["string", "null"], "description": "The fault that stops printing, if any."},
         "online": {"type": "boolean", "description": "The printer reports itself online."},
+        "cutter": {"type": "string", "enum": ["ok", "error"], "description": "The autocutter."},
+        "paper_mm": {"type": "integer", "description": "Paper width of the printer's profile."},
+        "last_job": {"type": ["object", "null"],
+                     "description": "The most recent job: job_id, status, reason, started, finished "
+                                    "(epoch seconds)."},
     },
     "required": ["device", "state"],
 }
@@ -541,7 +546,9 @@ class PrinterDriver(Driver):
             except TimeoutError:
                 raise HalError("link_lost", "the printer does not answer") from None
         return {**self.status(), "paper": self._printer.paper, "cover": self._printer.cover,
-                "error": self._printer.fault(), "online": self._link is not None and self._printer.online}
+                "error": self._printer.fault(), "online": self._link is not None and self._printer.online,
+                "cutter": "error" if self._printer.flags.get("cutter_error") else "ok",
+                "paper_mm": int(self.options.get("paper_mm", 80)), "last_job": self._jobs().last()}
 
     async def selftest(self, level: str) -> dict[str, Any]:
         self.require_online()

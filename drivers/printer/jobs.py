@@ -46,6 +46,16 @@ class JobStore:
             return {"job_id": job_id, "status": "printing", "reason": None}
         return {"job_id": job_id, "status": status, "reason": reason}
 
+    def last(self) -> dict[str, Any] | None:
+        """The most recent job: id, outcome and times (for `halctl printer status`)."""
+        row = self._db.execute("SELECT job_id, state, status, reason, started, finished FROM jobs "
+                               "ORDER BY started DESC LIMIT 1").fetchone()
+        if row is None:
+            return None
+        job_id, state, status, reason, started, finished = row
+        return {"job_id": job_id, "status": "printing" if state == "printing" else status,
+                "reason": reason, "started": started, "finished": finished}
+
     def begin(self, job_id: str) -> None:
         self._db.execute("INSERT INTO jobs (job_id, state, started) VALUES (?, 'printing', ?)",
                          (job_id, time.time()))
