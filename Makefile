@@ -46,8 +46,9 @@ micropython:
 pytest:
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# Every bench/*.py but the soak, then one table of their BENCH-JSON figures (bench/benchjson.py).
 bench: setup-test
-	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+	$(PY) bench/run_all.py
 
 install:
 	sh tools/install.sh

@@ -43,6 +43,9 @@ from simulators.cccd_card.card import Pcscd, reader_name  # noqa: E402
 from simulators.cccd_card.document import DEFAULT_CITIZEN  # noqa: E402
 from simulators.control import acontrol  # noqa: E402
 
+sys.path.insert(0, str(ROOT / "bench"))
+from benchjson import emit, figure  # noqa: E402
+
 VPCD_PORT = 35964  # reader slot 1; never 35963 (slot 0: another engineer's tests)
 READER = "Virtual PCD 00 01"
 WANTED: list[int | str] = [1, 13, 2, "SOD"]
@@ -259,6 +262,8 @@ async def main_async(args: argparse.Namespace) -> None:
         for what, value, unit, target in rows:
             shown = f"{value:6.1f}{unit}" if unit else f"{value:6.2f}"
             print(f"{what:48} {shown:10}" + (f" target {target}" if target else ""))
+        emit("idcard", [figure(what, value, unit.strip() or "x", target or None)
+                        for what, value, unit, target in rows])
     finally:
         for r in readers:
             await r.stop()

@@ -24,6 +24,8 @@ import textwrap
 import time
 from collections.abc import Awaitable, Callable
 
+from benchjson import emit, figure
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -203,6 +205,11 @@ async def main_async(args: argparse.Namespace) -> None:
         idle = (c1 - c0) / (time.monotonic() - t0) * 100
         print(f"{f'CPU while idle for {args.idle_s:.0f} s (no devices)':48} {idle:6.2f} %    target < 0.5 %")
         del cpu0
+        figures = [figure(what, value, "x", target) for what, value, target in rows]
+        figures += [figure("time to READY=1 (no devices)", ready_s * 1000, "ms"),
+                    figure("resident memory after start (no devices)", rss_kib / 1024, "MiB"),
+                    figure(f"CPU while idle for {args.idle_s:.0f} s (no devices)", idle, "%", "< 0.5")]
+        emit("rpc", figures)
     finally:
         for bus in BUSES:
             bus.disconnect()  # type: ignore[attr-defined]
