@@ -7,7 +7,7 @@ SIMDIR ?= run/sim
 SHARED := $(wildcard ../shared/tools/check_layers.py)
 PYTEST_ARGS ?=
 
-.PHONY: help setup-run setup-test run test lint typecheck layers micropython pytest bench install clean
+.PHONY: help setup-run setup-test run test lint typecheck layers micropython pytest bench soak fuzz-long install clean
 
 help:
 	@echo "make run      start the daemon on the simulated station (then: $(VENV)/bin/halctl status)"
@@ -49,6 +49,11 @@ pytest:
 # Every bench/*.py but the soak, then one table of their BENCH-JSON figures (bench/benchjson.py).
 bench: setup-test
 	$(PY) bench/run_all.py
+
+# Every hypothesis test for minutes (HALSVC_FUZZ_EXAMPLES each, default 20000); failing inputs
+# land in tests/fuzz-examples/ (commit them).
+fuzz-long: setup-test
+	HALSVC_FUZZ_LONG=1 $(PY) -m pytest --timeout=0 $(sort $(wildcard tests/test_*fuzz*.py)) $(PYTEST_ARGS)
 
 install:
 	sh tools/install.sh

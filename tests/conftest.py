@@ -10,13 +10,22 @@ from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 for p in (ROOT, ROOT / "tests"):
     if str(p) not in sys.path:
         sys.path.insert(0, str(p))
 
+from fuzzing import EXAMPLES_DIR, LONG, LONG_EXAMPLES, KeepingDatabase  # noqa: E402
 from harness import Station  # noqa: E402
+
+# Crashing inputs are kept in tests/fuzz-examples/ (tests/fuzzing.py); HALSVC_FUZZ_LONG=1 runs
+# every hypothesis test for minutes.
+settings.register_profile("halsvc", database=KeepingDatabase(EXAMPLES_DIR))
+settings.register_profile("fuzz-long", parent=settings.get_profile("halsvc"), max_examples=LONG_EXAMPLES,
+                          deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("fuzz-long" if LONG else "halsvc")
 
 T = TypeVar("T")
 

@@ -4,7 +4,8 @@ the deeper code is reached too. Garbage may only ever raise `ProtocolError` (or 
 any other exception, or a parser that spins (a CPU-time limit per example), fails the test.
 
 CPython only (hypothesis): this file is not under tests/protocols/, which MicroPython also runs.
-`HALSVC_FUZZ_LONG=1` (make fuzz-long) raises every test to 20 000 examples.
+`HALSVC_FUZZ_LONG=1` (make fuzz-long) raises every test to 20 000 examples (tests/fuzzing.py);
+crashing inputs are kept in tests/fuzz-examples/.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import copy
 import hashlib
 import itertools
 import json
-import os
 import re
 import signal
 from collections.abc import Callable, Iterator
@@ -37,10 +37,10 @@ from protocols.nexo import framing as nexo_framing
 from protocols.nexo import messages as nexo
 from protocols.nexo import service_id as nexo_service_id
 from protocols.nexo import transaction as nexo_transaction
+from tests.fuzzing import examples
 from tests.protocols.emrtd_softcrypto import SoftCrypto
 
-LONG = os.environ.get("HALSVC_FUZZ_LONG") == "1"  # make fuzz-long: minutes per target
-EXAMPLES = 20_000 if LONG else 200
+EXAMPLES = examples(200)  # HALSVC_FUZZ_LONG=1 (make fuzz-long): minutes per target
 FUZZ = settings(
     max_examples=EXAMPLES,
     deadline=None,

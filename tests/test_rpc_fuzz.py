@@ -5,20 +5,19 @@ each line is answered or that connection is closed, and the daemon keeps serving
 from __future__ import annotations
 
 import json
-import os
 import socket
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from fuzzing import examples
 from harness import Station
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from halsvc.rpc import RpcFault, decode_line, parse_request
 
-LONG = os.environ.get("HALSVC_FUZZ_LONG") == "1"  # make fuzz-long: minutes per target
-EXAMPLES = 20_000 if LONG else 300
+EXAMPLES = examples(300)  # HALSVC_FUZZ_LONG=1 (make fuzz-long): minutes per target
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
