@@ -62,6 +62,7 @@ async def hal_ping(conn: Connection, params: dict[str, Any], ctx: OperationConte
          result={"type": "object", "required": ["version", "uptime_s", "devices"], "properties": {
              "version": {"type": "string"}, "uptime_s": {"type": "number"},
              "connections": {"type": "integer"}, "role": {"type": "string"},
+             "bridge": {"type": "string", "description": "the WebSocket bridge's URL, when enabled"},
              "devices": {"type": "array", "items": STATUS}}})
 async def hal_status(conn: Connection, params: dict[str, Any], ctx: OperationContext) -> Mapping[str, Any]:
     return {**conn.server.status(), "role": conn.role}

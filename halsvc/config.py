@@ -43,6 +43,20 @@ ROLE_RULE_SCHEMA: dict[str, Any] = {
         "gids": {"type": "array", "items": {"type": ["integer", "string"]}},
     },
 }
+BRIDGE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "enabled": {"type": "boolean", "description": "serve the WebSocket bridge (default false)"},
+        "port": {"type": "integer", "minimum": 0, "maximum": 65535,
+                 "description": "TCP port on 127.0.0.1 (default 8765; 0: any free port)"},
+        "origins": {"type": "array", "items": {"type": "string", "pattern": "^https?://[^/]+$"},
+                    "description": "Origins admitted (default: the bridge's own page)"},
+        "token_file": {"type": "string", "description": "per-boot token, created when absent "
+                       "(default /run/halsvc/kiosk.token; the state dir on the simulated station)"},
+        "token_group": {"type": "string", "description": "group that may read the token file"},
+    },
+}
 TOP_SCHEMA: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,
@@ -75,6 +89,24 @@ class RoleRule:
 
 
 @dataclass
+class BridgeConfig:
+    """The WebSocket bridge (halsvc/bridge.py): off unless `[bridge] enabled = true`."""
+
+    enabled: bool = False
+    port: int = 8765
+    origins: list[str] = field(default_factory=list)
+    token_file: str | None = None
+    token_group: str | None = None
+
+    def token_path(self, config: Config) -> pathlib.Path:
+        if self.token_file:
+            return pathlib.Path(self.token_file)
+        if config.profile == "sim":
+            return config.state_dir / "kiosk.token"
+        return pathlib.Path("/run/halsvc/kiosk.token")
+
+
+@dataclass
 class DeviceConfig:
     id: str
     driver: str
@@ -104,7 +136,7 @@ class Config:
     roles: dict[str, RoleRule] = field(default_factory=dict)
     devices: list[DeviceConfig] = field(default_factory=list)
     usage: dict[str, Any] = field(default_factory=dict)
-    bridge: dict[str, Any] = field(default_factory=dict)
+    bridge: BridgeConfig = field(default_factory=BridgeConfig)
 
     def role_of(self, uid: int, gids: set[int]) -> str:
         """The highest role the caller's uid or groups are granted; root is always admin."""
@@ -243,7 +275,12 @@ def parse(text: str, path: str = "<string>") -> Config:
             raise _error(path, text, f"{where}.match", "must be a table of udev property = string")
         cfg.devices.append(DeviceConfig(dev_id, name, cls, options, match))
     cfg.usage = dict(doc.get("usage", {}))
-    cfg.bridge = dict(doc.get("bridge", {}))
+    bridge = doc.get("bridge", {})
+    try:
+        validate(BRIDGE_SCHEMA, bridge, "bridge")
+    except SchemaError as exc:
+        raise _error(path, text, exc.path, exc.why) from None
+    cfg.bridge = BridgeConfig(**bridge)
     return cfg
 
 

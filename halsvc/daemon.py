@@ -111,6 +111,8 @@ async def serve(config: Config, args_socket: str | None) -> int:
         own_path = socket_path(args_socket, config)
         await server.serve_socket(bind_socket(own_path, config))
         where = own_path
+    if config.bridge.enabled:
+        await server.serve_bridge()
     server.registry.start()
     monitor = server.hotplug = _start_hotplug(server)
     stop = asyncio.Event()

@@ -115,8 +115,14 @@ class Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
-        self.pid, self.uid, _gid, gids = peer_credentials(transport.get_extra_info("socket"))
-        self.role = self.server.config.role_of(self.uid, gids) if self.uid >= 0 else "public"
+        # A message-framed transport (the WebSocket bridge) states its peer's role itself;
+        # a Unix socket's comes from the peer's uid and groups.
+        role = transport.get_extra_info("halsvc_role")
+        if role is not None:
+            self.role = str(role)
+        else:
+            self.pid, self.uid, _gid, gids = peer_credentials(transport.get_extra_info("socket"))
+            self.role = self.server.config.role_of(self.uid, gids) if self.uid >= 0 else "public"
         # Small high-water mark: answers are small, so a client that does not read is noticed
         # after a few of them and its requests stop being read (backpressure, not memory).
         transport.set_write_buffer_limits(high=256 * 1024)
@@ -146,6 +152,16 @@ class Connection(asyncio.Protocol):
             del buf[:start]
         if len(buf) > limit:
             self._too_large()
+
+    def message_received(self, data: bytes) -> None:
+        """One whole message from a message-framed transport (a WebSocket frame): the same
+        limit and handling as one line of the socket."""
+        if self.closing:
+            return
+        if len(data) > self.server.config.max_message_bytes:
+            self._too_large()
+            return
+        self._on_line(data)
 
     def eof_received(self) -> bool | None:
         # The client has sent everything: let its requests finish, then close.
@@ -322,6 +338,7 @@ class Server:
         self.methods: dict[str, Method] = {}
         self._servers: list[asyncio.AbstractServer] = []
         self.hotplug: Any = None  # the HotplugMonitor, when any device has a `match`
+        self.bridge: Any = None  # the WebSocket bridge (halsvc/bridge.py), when enabled
         self.stopping = False
         from halsvc import builtins  # the built-ins need Server's names; import late
 
@@ -337,6 +354,13 @@ class Server:
         loop = asyncio.get_running_loop()
         server = await loop.create_unix_server(lambda: Connection(self), sock=sock, backlog=256)
         self._servers.append(server)
+
+    async def serve_bridge(self) -> None:
+        """The browser bridge: WebSocket connections that are Connections like the socket's."""
+        from halsvc.bridge import Bridge
+
+        self.bridge = Bridge(self, self.config)
+        await self.bridge.start()
 
     def admit(self, conn: Connection) -> bool:
         if self.stopping or len(self.connections) >= self.config.max_connections:
@@ -434,6 +458,8 @@ class Server:
         self.stopping = True
         for srv in self._servers:
             srv.close()
+        if self.bridge is not None:
+            self.bridge.close()
         tasks = []
         for conn in list(self.connections.values()):
             for key in list(conn.inflight):
@@ -444,9 +470,12 @@ class Server:
         await self.registry.stop()
         for conn in list(self.connections.values()):
             conn.close()
-        for srv in self._servers:
+        waits = [srv.wait_closed() for srv in self._servers]
+        if self.bridge is not None:
+            waits.append(self.bridge.wait_closed())
+        for wait in waits:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(srv.wait_closed(), 0.5)
+                await asyncio.wait_for(wait, 0.5)
 
     def status(self) -> dict[str, Any]:
         return {
@@ -454,6 +483,7 @@ class Server:
             "uptime_s": round(time.monotonic() - self.started, 3),
             "connections": len(self.connections),
             "devices": [self.device_status(d) for d in self.registry.devices.values()],
+            **({"bridge": self.bridge.url} if self.bridge is not None else {}),
         }
 
     def device_status(self, driver: Driver) -> dict[str, Any]:

@@ -1,0 +1,1 @@
+"""The demo kiosk page, served by halsvc.bridge (static files only)."""
