@@ -12,15 +12,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from protocols.errors import ProtocolError
-from protocols.gatt_health import berrymed, blood_pressure, current_time, ieee11073, plx, racp, weight
+from protocols.gatt_health import berrymed, blood_pressure, codec, current_time, ieee11073, plx, racp, weight
+from tests.fuzzing import examples
 
-FUZZ = settings(max_examples=300, deadline=None)
+FUZZ = settings(max_examples=examples(300), deadline=None)  # HALSVC_FUZZ_LONG=1: minutes
 
 PARSERS: list[Callable[[bytes], Any]] = [
     blood_pressure.decode_measurement, blood_pressure.decode_intermediate_cuff_pressure,
     blood_pressure.decode_feature, plx.decode_spot_check, plx.decode_continuous, plx.decode_features,
     weight.decode_weight, weight.decode_weight_feature, weight.decode_body_composition,
-    racp.decode_response, racp.decode_request, current_time.decode,
+    racp.decode_response, racp.decode_request, current_time.decode, codec.decode_date_time,
 ]
 
 
