@@ -7,7 +7,7 @@ SIMDIR ?= run/sim
 SHARED := $(wildcard ../shared/tools/check_layers.py)
 PYTEST_ARGS ?=
 
-.PHONY: help setup-run setup-test run test lint typecheck layers micropython pytest bench soak fuzz-long install clean
+.PHONY: help setup-run setup-test run test lint typecheck layers micropython pytest bench soak fuzz-long install clean docs
 
 help:
 	@echo "make run      start the daemon on the simulated station (then: $(VENV)/bin/halctl status)"
@@ -57,6 +57,10 @@ fuzz-long: setup-test
 
 install:
 	sh tools/install.sh
+
+# docs/api.md from rpc.discover (tests/test_apidoc.py fails when it is stale).
+docs:
+	$(PY) -m halsvc.apidoc > docs/api.md
 
 clean:
 	rm -rf run build *.egg-info .mypy_cache .ruff_cache .hypothesis

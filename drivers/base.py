@@ -144,13 +144,15 @@ class RpcMethod:
     citizen_data: bool = False  # result/progress carry citizen data: never logged or broadcast
     long: bool = False  # may emit progress events
     errors: tuple[str, ...] = ()  # reasons it may answer with (documented in rpc.discover)
+    events: tuple[str, ...] = ()  # progress topics it sends its caller (documented in rpc.discover)
     examples: tuple[Mapping[str, Any], ...] = field(default=())
 
 
 def rpc_method(name: str, summary: str, *, params: Mapping[str, Any] | None = None,
                result: Mapping[str, Any] | None = None, role: str = "kiosk",
                exclusive: bool = True, citizen_data: bool = False, long: bool = False,
-               readonly: bool = False, errors: tuple[str, ...] = ()) -> Callable[[F], F]:
+               readonly: bool = False, errors: tuple[str, ...] = (),
+               events: tuple[str, ...] = ()) -> Callable[[F], F]:
     """Declare a driver coroutine `async def m(self, params, ctx) -> dict` as an RPC method."""
 
     def mark(fn: F) -> F:
@@ -158,7 +160,7 @@ def rpc_method(name: str, summary: str, *, params: Mapping[str, Any] | None = No
             name=name, summary=summary, attr=fn.__name__,
             params=params or {"type": "object", "properties": {}, "additionalProperties": False},
             result=result or {"type": "object"}, role=role, exclusive=exclusive, readonly=readonly,
-            citizen_data=citizen_data, long=long, errors=errors)
+            citizen_data=citizen_data, long=long, errors=errors, events=events)
         return fn
 
     return mark
@@ -195,6 +197,8 @@ class Driver:
     backoff_cap: ClassVar[float] = 30.0
     # The option hot-plug sets to the device node it found (e.g. /dev/ttyUSB0).
     hotplug_option: ClassVar[str] = "port"
+    # Broadcast topics it emits besides `<kind>.status` (documented in rpc.discover).
+    broadcasts: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, device_id: str, options: Mapping[str, Any], events: EventSink) -> None:
         self.device_id = device_id

@@ -54,6 +54,7 @@ class WiredPin(MockPWMPin):
 
 class GpioDriver(Driver):
     kind: ClassVar[str] = "gpio"
+    broadcasts: ClassVar[tuple[str, ...]] = ("presence.changed", "door.changed")
     options_schema: ClassVar[Mapping[str, Any]] = OPTIONS_SCHEMA
     backoff_cap: ClassVar[float] = 5.0
 
@@ -235,7 +236,8 @@ class GpioDriver(Driver):
                 result={"type": "object", "required": ["beeps"],
                         "properties": {"beeps": {"type": "integer"}}},
                 errors=("device_offline", "not_supported", "device_busy", "cancelled", "timeout",
-                        "link_lost"))
+                        "link_lost"),
+                events=("buzzer.beep",))
     async def beep(self, params: dict[str, Any], ctx: OperationContext) -> dict[str, Any]:
         self.require_online()
         if self.buzzer is None:

@@ -37,11 +37,11 @@ BUILTINS: list[tuple[RpcMethod, Handler]] = []
 
 def builtin(name: str, summary: str, *, params: Mapping[str, Any] | None = None,
             result: Mapping[str, Any] | None = None, role: str = "kiosk", long: bool = False,
-            errors: tuple[str, ...] = ()) -> Any:
+            errors: tuple[str, ...] = (), events: tuple[str, ...] = ()) -> Any:
     def mark(fn: Handler) -> Handler:
         BUILTINS.append((RpcMethod(name=name, summary=summary, params=params or EMPTY,
                                    result=result or {"type": "object"}, attr=fn.__name__, role=role,
-                                   exclusive=False, long=long, errors=errors), fn))
+                                   exclusive=False, long=long, errors=errors, events=events), fn))
         return fn
     return mark
 
@@ -49,7 +49,8 @@ def builtin(name: str, summary: str, *, params: Mapping[str, Any] | None = None,
 @builtin("rpc.discover", "The OpenRPC document of every method this daemon dispatches.", role="public",
          result={"type": "object", "required": ["openrpc", "info", "methods"]})
 async def discover(conn: Connection, params: dict[str, Any], ctx: OperationContext) -> Mapping[str, Any]:
-    return openrpc.document(conn.server.methods.values())
+    drivers = {type(d) for d in conn.server.registry.devices.values()}
+    return openrpc.document(conn.server.methods.values(), drivers)
 
 
 @builtin("hal.ping", "Answer at once: a liveness check for front-ends and monitors.", role="public",
@@ -176,7 +177,8 @@ async def device_release(conn: Connection, params: dict[str, Any], ctx: Operatio
          result={"type": "object", "required": ["device", "level", "passed", "checks"],
                  "properties": {"device": {"type": "string"}, "level": {"type": "string"},
                                 "passed": {"type": "boolean"}, "checks": {"type": "array"}}},
-         errors=("device_not_found", "device_offline", "device_busy", "not_supported", "hardware_error"))
+         errors=("device_not_found", "device_offline", "device_busy", "not_supported", "hardware_error"),
+         events=("device.selftest",))
 async def device_selftest(conn: Connection, params: dict[str, Any], ctx: OperationContext
                           ) -> Mapping[str, Any]:
     registry = conn.server.registry

@@ -17,7 +17,7 @@ VENV=${VENV:-$SRC/.venv}
 RUN_PKGS="pcscd vsmartcard-vpcd libpcsclite-dev pkg-config gcc dbus fonts-dejavu-core python3-venv python3-dev"
 # umockdev + GObject introspection: udev hot-plug tests; systemd: analyze/socket-activate/sysusers;
 # util-linux: setpriv for the other-uid test; socat: pty pairs for manual serial work.
-TEST_PKGS="umockdev gir1.2-umockdev-1.0 libgirepository1.0-dev libcairo2-dev systemd util-linux socat"
+TEST_PKGS="umockdev gir1.2-umockdev-1.0 libgirepository1.0-dev libcairo2-dev systemd util-linux socat chromium"
 
 pkgs=$RUN_PKGS
 [ "$WHAT" = test ] && pkgs="$pkgs $TEST_PKGS"

@@ -79,6 +79,7 @@ READ_RESULT = {
 
 class IdCardDriver(Driver):
     kind = "idcard"
+    broadcasts = ("idcard.card_present", "idcard.card_removed")
     options_schema = {
         "type": "object",
         "properties": {
@@ -162,7 +163,8 @@ class IdCardDriver(Driver):
     @rpc_method("idcard.read", "Read, check and return the chip of a CCCD (citizen data: caller only).",
                 params=READ_PARAMS, result=READ_RESULT, citizen_data=True, long=True,
                 errors=("no_card", "card_removed", "wrong_access_key", "not_supported", "hardware_error",
-                        "device_offline", "timeout", "cancelled"))
+                        "device_offline", "timeout", "cancelled"),
+                events=("idcard.progress",))
     async def read(self, params: dict[str, Any], ctx: OperationContext) -> dict[str, Any]:
         try:
             key = access_key.from_params(params)

@@ -332,7 +332,8 @@ class PrinterDriver(Driver):
             "additionalProperties": False,
         },
         result=PRINT_RESULT, long=True, citizen_data=True,
-        errors=("device_offline", "device_busy", "invalid_params", "cancelled", "timeout"))
+        errors=("device_offline", "device_busy", "invalid_params", "cancelled", "timeout"),
+        events=("printer.progress",))
     async def print_receipt(self, params: dict[str, Any], ctx: OperationContext) -> dict[str, Any]:
         job_id = str(params["job_id"])
         blocks = self._blocks(params)

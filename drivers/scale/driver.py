@@ -259,7 +259,8 @@ class ScaleDriver(Driver):
     @rpc_method("scale.read", "Weigh the person on the scale (and height/BMI on a station).",
                 params=READ_PARAMS, result=READ_RESULT, long=True, citizen_data=True,
                 errors=("device_offline", "timeout", "unstable_weight", "overload", "invalid_reading",
-                        "link_lost", "cancelled"))
+                        "link_lost", "cancelled"),
+                events=("scale.weight",))
     async def read(self, params: dict[str, Any], ctx: OperationContext) -> dict[str, Any]:
         self.require_online()
         async with self.operation():
