@@ -26,6 +26,7 @@ import json
 import os
 import pathlib
 import sys
+import traceback
 from collections.abc import Mapping
 from typing import Any
 
@@ -217,6 +218,11 @@ class PaymentTerminal:
             self.stats["malformed"] += 1
             conn.send(m.envelope(m.response_header(msg.header),
                                  {"Response": m.response_part(m.FAILURE, "MessageFormat")}))
+        except Exception:  # a simulator bug: say so on stderr, answer, keep the link
+            traceback.print_exc()
+            self.stats["errors"] = self.stats.get("errors", 0) + 1
+            conn.send(m.envelope(m.response_header(msg.header),
+                                 {"Response": m.response_part(m.FAILURE, "UnavailableService")}))
 
     # --- services ---------------------------------------------------------------------------
     async def _on_login(self, conn: Connection, msg: m.Message) -> None:
@@ -276,6 +282,8 @@ class PaymentTerminal:
     def _finish(self, run: dict[str, Any], state: str, condition: str | None, authorized: int | None = None,
                 send: bool = True) -> None:
         rec = dict(run["rec"])
+        if state == "approved" and authorized is None:
+            authorized = rec["amount"]
         poi_id = f"P{self.next_poi:06d}"
         self.next_poi += 1
         ts = _now_iso()

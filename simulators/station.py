@@ -31,8 +31,7 @@ from simulators.tomlw import dumps as toml_dumps
 
 # Every simulator the station knows, in start order. A part whose module is not there yet is
 # skipped, so the station grows with each device issue.
-# payment_terminal joins once drivers/payment is a driver (issue 8).
-PARTS = ("gpio_panel", "cccd_card", "escpos_printer", "ble_station", "serial_scale")
+PARTS = ("gpio_panel", "cccd_card", "escpos_printer", "ble_station", "serial_scale", "payment_terminal")
 
 
 async def start_parts(workdir: pathlib.Path, only: set[str] | None = None,

@@ -230,6 +230,32 @@ class Journal:
     def service_ids(self) -> list[str]:
         return [r["service_id"] for r in self._rows("SELECT service_id FROM service_ids ORDER BY counter")]
 
+    def attempts_for_key(self, key: str) -> list[dict[str, Any]]:
+        return self._rows("SELECT * FROM payments WHERE idempotency_key=? ORDER BY id", (key,))
+
+    def service_id_count(self) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM service_ids").fetchone()[0])
+
+    def check(self) -> bool:
+        """SQLite's own consistency check of the file."""
+        try:
+            return bool(self._db.execute("PRAGMA quick_check").fetchone()[0] == "ok")
+        except sqlite3.Error:
+            return False
+
+    def totals_for_batch(self, reconciliation_id: str) -> dict[str, int]:
+        """What the journal says the terminal's batch holds: every approval in it (reversed ones
+        too, as the terminal counts them as debits) and the reversals."""
+        row = self._db.execute(
+            "SELECT COUNT(*), COALESCE(SUM(authorized_amount),0) FROM payments "
+            "WHERE state IN ('approved','reversing','reversed') AND reconciliation_id=?",
+            (reconciliation_id,)).fetchone()
+        rev = self._db.execute(
+            "SELECT COUNT(*), COALESCE(SUM(authorized_amount),0) FROM payments "
+            "WHERE state='reversed' AND reconciliation_id=?", (reconciliation_id,)).fetchone()
+        return {"approved_count": row[0], "approved_amount": row[1], "reversed_count": rev[0],
+                "reversed_amount": rev[1]}
+
     def totals_since(self, after_id: int = 0) -> dict[str, int]:
         row = self._db.execute(
             "SELECT COUNT(*), COALESCE(SUM(authorized_amount),0) FROM payments "
