@@ -5,20 +5,17 @@ from protocols.errors import ProtocolError
 
 
 def _independent_crc(text):
-    """CRC-16/CCITT-FALSE computed without the module under test."""
-    try:
-        from binascii import crc_hqx  # CPython: CRC-CCITT, non-reflected, caller-chosen init
-        return crc_hqx(text.encode(), 0xFFFF)
-    except ImportError:  # MicroPython has no crc_hqx: a plain bit loop, written from the spec
-        crc = 0xFFFF
-        for b in text.encode():
-            for i in range(8):
-                bit = (b >> (7 - i)) & 1
-                top = (crc >> 15) & 1
-                crc = (crc << 1) & 0xFFFF
-                if top ^ bit:
-                    crc ^= 0x1021
-        return crc
+    """CRC-16/CCITT-FALSE written here bit by bit from its definition (poly 0x1021, init 0xFFFF,
+    MSB first, no reflection, no final xor), without the module under test."""
+    crc = 0xFFFF
+    for b in text.encode():
+        for i in range(8):
+            bit = (b >> (7 - i)) & 1
+            top = (crc >> 15) & 1
+            crc = (crc << 1) & 0xFFFF
+            if top ^ bit:
+                crc ^= 0x1021
+    return crc
 
 
 def _raises(fn, *args, **kw):
@@ -48,6 +45,12 @@ BAD_CRC_SAMPLE = (
 def test_crc_check_value():
     assert vietqr.crc16_ccitt_false(b"123456789") == 0x29B1
     assert _independent_crc("123456789") == 0x29B1
+    try:
+        from binascii import crc_hqx  # CPython's own CRC-CCITT agrees, where there is one
+    except ImportError:
+        return
+    for text in ("", "123456789", BANK_STATIC_VIETINBANK[:-4]):
+        assert crc_hqx(text.encode(), 0xFFFF) == _independent_crc(text)
 
 
 def test_crc_of_empty_input_is_the_init_value():
