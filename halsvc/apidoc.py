@@ -129,7 +129,7 @@ FLOWS: list[tuple[str, str, Exchange]] = [
      "charges twice. A declined card is a result, not an error.", [
          ("->", _req(9, "payment.pay", {"amount": 150000, "currency": "VND", "reference": "NUOC-2026-11-0042",
                                         "idempotency_key": "kiosk7-NUOC-2026-11-0042-1"})),
-         ("<-", _ev("payment.progress", "payment0", 8, {"prompt": "insert_card"}, 9)),
+         ("<-", _ev("payment.progress", "payment0", 8, {"phase": "prompt", "text": "PRESENT CARD"}, 9)),
          ("<-", _ok(9, {"status": "approved", "authorized_amount": 150000,
                         "terminal_transaction_id": "T0001-000123"})),
      ]),

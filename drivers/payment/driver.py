@@ -102,7 +102,7 @@ RESULT_PROPS: dict[str, Any] = {
     "repeated": {"type": "boolean", "description": "the key was seen before: this is the first outcome"},
 }
 PAY_RESULT: dict[str, Any] = {"type": "object",
-                              "required": ["status", "idempotency_key", "authorized_amount"],
+                              "required": ["status", "authorized_amount"],
                               "properties": RESULT_PROPS}
 
 PAY_PARAMS: dict[str, Any] = {
@@ -477,7 +477,9 @@ class PaymentDriver(Driver):
     @rpc_method("payment.pay", "Charge a card on the terminal once per idempotency_key "
                 "(the same key again returns the first outcome, also after a crash).",
                 params=PAY_PARAMS, result=PAY_RESULT, long=True, citizen_data=True, exclusive=False,
-                errors=("device_offline", "terminal_busy", "state_conflict", "timeout", "cancelled"))
+                events=("payment.progress",),
+                errors=("device_offline", "terminal_busy", "terminal_unreachable", "state_conflict",
+                        "timeout", "cancelled"))
     async def pay(self, params: dict[str, Any], ctx: OperationContext) -> dict[str, Any]:
         key = str(params["idempotency_key"])
         amount = int(params["amount"])
@@ -679,7 +681,7 @@ class PaymentDriver(Driver):
     @rpc_method("payment.vietqr", "A VietQR (NAPAS 247) transfer code: the EMVCo payload and a PNG; "
                 "print it with printer.print template payment_receipt, data.vietqr = payload.",
                 params=VIETQR_PARAMS,
-                result={"type": "object", "required": ["payload", "crc"], "properties": {
+                result={"type": "object", "required": ["payload"], "properties": {
                     "payload": {"type": "string"}, "crc": {"type": "string"},
                     "png": {"type": "string", "description": "base64 PNG"},
                     "fields": {"type": "object"}}},
