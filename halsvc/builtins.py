@@ -193,3 +193,6 @@ async def device_selftest(conn: Connection, params: dict[str, Any], ctx: Operati
     result.setdefault("checks", [])
     result.setdefault("passed", all(c.get("passed", True) for c in result["checks"]))
     return {**result, "device": driver.device_id, "level": level}
+
+
+from halsvc import diag as _diag  # noqa: E402,F401  field diagnostics (diag.*), registered like the rest

@@ -305,6 +305,8 @@ def main(argv: list[str] | None = None) -> int:
         return USAGE
     path = args.socket or default_socket()
     try:
+        if getattr(args, "own_client", False):  # doctor, report: they say why the daemon is not there
+            return int(args.fn(path, args))
         with Client(path) as hal:
             return int(args.fn(hal, args))
     except DaemonUnreachable as exc:

@@ -9,6 +9,7 @@ import pathlib
 import pwd
 import re
 import tomllib
+import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -275,6 +276,7 @@ def parse(text: str, path: str = "<string>") -> Config:
             raise _error(path, text, f"{where}.match", "must be a table of udev property = string")
         cfg.devices.append(DeviceConfig(dev_id, name, cls, options, match))
     cfg.usage = dict(doc.get("usage", {}))
+    _check_usage(path, text, cfg.usage)
     bridge = doc.get("bridge", {})
     try:
         validate(BRIDGE_SCHEMA, bridge, "bridge")
@@ -282,6 +284,20 @@ def parse(text: str, path: str = "<string>") -> Config:
         raise _error(path, text, exc.path, exc.why) from None
     cfg.bridge = BridgeConfig(**bridge)
     return cfg
+
+
+def _check_usage(path: str, text: str, usage: dict[str, Any]) -> None:
+    from halsvc.usage import USAGE_SCHEMA  # the usage figures own their options
+
+    try:
+        validate(USAGE_SCHEMA, usage, "usage")
+    except SchemaError as exc:
+        raise _error(path, text, exc.path, exc.why) from None
+    if "timezone" in usage:
+        try:
+            zoneinfo.ZoneInfo(usage["timezone"])
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise _error(path, text, "usage.timezone", f"unknown time zone {usage['timezone']!r}") from None
 
 
 def load(path: str | os.PathLike[str]) -> Config:

@@ -86,6 +86,18 @@ def _start_hotplug(server: Server) -> Any:
     return monitor
 
 
+def _start_usage(server: Server) -> asyncio.Task[None] | None:
+    """Usage figures (halsvc/usage.py): every configured driver operation, saved periodically."""
+    from halsvc import usage
+
+    kinds = usage.counted_methods((name, cls.kind, spec.readonly)
+                                  for name, (cls, spec) in server.registry.methods().items())
+    store = server.usage = usage.UsageStore.from_config(server.config, kinds)
+    if store is None:
+        return None
+    return asyncio.create_task(store.run(float(server.config.usage.get("flush_s", 60))))
+
+
 def raise_fd_limit(wanted: int) -> None:
     """Hundreds of clients plus devices need more than the usual soft limit of 1024 descriptors;
     take up to the hard limit (systemd's default hard limit is 524288)."""
@@ -115,6 +127,7 @@ async def serve(config: Config, args_socket: str | None) -> int:
         await server.serve_bridge()
     server.registry.start()
     monitor = server.hotplug = _start_hotplug(server)
+    usage_task = _start_usage(server)
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
@@ -141,6 +154,9 @@ async def serve(config: Config, args_socket: str | None) -> int:
                                    config.shutdown_timeout_s)
         except TimeoutError:
             log.warning("devices did not stop within %.1fs", config.shutdown_timeout_s)
+        if usage_task is not None:
+            usage_task.cancel()
+            server.usage.close()
         if own_path:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(own_path)

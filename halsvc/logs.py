@@ -9,10 +9,13 @@ so a flapping cable cannot flood the journal.
 
 from __future__ import annotations
 
+import collections
+import datetime
 import logging
 import os
 import sys
 import time
+from typing import Any
 
 PRIORITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3, logging.CRITICAL: 2}
 
@@ -62,10 +65,38 @@ class RateLimit(logging.Filter):
         return entry[1] <= self.burst
 
 
+class LogRing(logging.Filter):
+    """The last `size` records that passed the rate limit, kept in memory for `diag.logs` and
+    support bundles (technicians get recent logs without journal access). Installed as the
+    handler's last filter, so it sees exactly what reaches the journal."""
+
+    def __init__(self, size: int = 1000) -> None:
+        super().__init__()
+        self.records: collections.deque[dict[str, Any]] = collections.deque(maxlen=size)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        entry: dict[str, Any] = {
+            "time": datetime.datetime.fromtimestamp(record.created).astimezone().isoformat(
+                timespec="milliseconds"),
+            "priority": PRIORITY.get(record.levelno, 6), "level": record.levelname.lower(),
+            "logger": record.name, "message": record.getMessage()}
+        for key in ("device", "reason"):
+            if getattr(record, key, None):
+                entry[key] = str(getattr(record, key))
+        if record.exc_info and record.exc_info[0]:
+            entry["exc"] = record.exc_info[0].__name__
+        self.records.append(entry)
+        return True
+
+
+RING = LogRing()
+
+
 def setup(level: str = "info") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(StructuredFormatter(journald=bool(os.environ.get("JOURNAL_STREAM"))))
     handler.addFilter(RateLimit())
+    handler.addFilter(RING)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -339,6 +339,7 @@ class Server:
         self._servers: list[asyncio.AbstractServer] = []
         self.hotplug: Any = None  # the HotplugMonitor, when any device has a `match`
         self.bridge: Any = None  # the WebSocket bridge (halsvc/bridge.py), when enabled
+        self.usage: Any = None  # the UsageStore (halsvc/usage.py), when usage counting is on
         self.stopping = False
         from halsvc import builtins  # the built-ins need Server's names; import late
 
@@ -381,7 +382,19 @@ class Server:
 
     # --- dispatch -------------------------------------------------------------------------
     async def call(self, conn: Connection, name: str, params: dict[str, Any], rid: Any) -> dict[str, Any]:
-        """Run one request to its reply object (result or error); never raises."""
+        """Run one request to its reply object (result or error); never raises. Every reply of a
+        driver operation is counted for the usage figures (halsvc/usage.py)."""
+        t0 = time.monotonic()
+        reply = await self._dispatch(conn, name, params, rid)
+        if self.usage is not None:
+            try:
+                self.usage.observe(name, reply, time.monotonic() - t0)
+            except Exception as exc:  # counting must never cost a reply
+                log.error("usage counting failed: %s", type(exc).__name__, extra={"reason": "internal_error"})
+        return reply
+
+    async def _dispatch(self, conn: Connection, name: str, params: dict[str, Any], rid: Any
+                        ) -> dict[str, Any]:
         key = int(rid) if isinstance(rid, float) and rid.is_integer() else rid
         try:
             method = self.methods.get(name)
