@@ -142,7 +142,8 @@ FLOWS: list[tuple[str, str, Exchange]] = [
      ]),
     ("Print the receipt",
      "`job_id` is the print's idempotency key: the same id never prints twice. A paper-out is a "
-     "result with `status: failed` and a reason.", [
+     "result with `status: failed` and a reason. `printer.preview` draws the same receipt for the "
+     "screen without printing.", [
          ("->", _req(11, "printer.print", {"job_id": "kiosk7-NUOC-2026-11-0042-receipt",
                                            "template": "payment_receipt",
                                            "data": {"amount": 150000, "method": "Thẻ",
@@ -154,13 +155,16 @@ FLOWS: list[tuple[str, str, Exchange]] = [
                      "total": 30311}, 11)),
          ("<-", _ok(11, {"job_id": "kiosk7-NUOC-2026-11-0042-receipt", "status": "printed", "reason": None,
                          "repeated": False})),
+         ("->", _req(12, "printer.preview", {"template": "payment_receipt",
+                                             "data": {"amount": 150000, "method": "Thẻ"}})),
+         ("<-", _ok(12, {"mime": "image/png", "png": "iVBORw0KGgo…", "width": 576, "height": 530})),
      ]),
     ("Cancel a long operation",
      "Any request may carry `timeout_ms`; `hal.cancel` stops one of this connection's own requests.", [
-         ("->", _req(12, "idcard.read", {"can": "001234", "wait_ms": 60000})),
-         ("->", _req(13, "hal.cancel", {"request_id": 12})),
-         ("<-", _ok(13, {"cancelled": True})),
-         ("<-", _err(12, -32003, "cancelled by the client", "cancelled")),
+         ("->", _req(13, "idcard.read", {"can": "001234", "wait_ms": 60000})),
+         ("->", _req(14, "hal.cancel", {"request_id": 13})),
+         ("<-", _ok(14, {"cancelled": True})),
+         ("<-", _err(13, -32003, "cancelled by the client", "cancelled")),
      ]),
 ]
 

@@ -9,6 +9,7 @@ outcome durably → answer. A repeated job id gets the recorded outcome and prin
 from __future__ import annotations
 
 import asyncio
+import base64
 import collections
 import contextlib
 import logging
@@ -19,6 +20,7 @@ from typing import Any
 from drivers.base import DeviceState, Driver, HalError, OperationContext, rpc_method
 from drivers.printer.documents import BLOCK_SCHEMA, TEMPLATES, test_page
 from drivers.printer.jobs import JobStore
+from drivers.printer.preview import preview_png
 from drivers.printer.render import FONT_DIR, DocumentError, ReceiptRenderer
 from drivers.printer.transport import OPENERS, PrinterLink
 from protocols.errors import ProtocolError
@@ -364,6 +366,41 @@ class PrinterDriver(Driver):
             raise
         finally:
             self._inflight.pop(job_id, None)
+
+    @rpc_method(
+        "printer.preview", "The receipt as this printer would print it, as a PNG, without printing.",
+        params={
+            "type": "object",
+            "properties": {
+                "document": {"type": "object", "description": "A receipt: {\"blocks\": [...]}.",
+                             "properties": {"blocks": {"type": "array", "items": BLOCK_SCHEMA,
+                                                       "minItems": 1, "maxItems": 200}},
+                             "required": ["blocks"], "additionalProperties": False},
+                "template": {"type": "string", "enum": sorted(TEMPLATES),
+                             "description": "A built-in template."},
+                "data": {"type": "object", "description": "The template's fields, as for printer.print."},
+            },
+            "oneOf": [{"required": ["document"]}, {"required": ["template"]}],
+            "additionalProperties": False,
+        },
+        result={"type": "object", "required": ["mime", "png", "width", "height"], "properties": {
+            "mime": {"const": "image/png"},
+            "png": {"type": "string", "description": "base64 PNG, 1 bit, one pixel per printer dot"},
+            "width": {"type": "integer"}, "height": {"type": "integer"}}},
+        exclusive=False, readonly=True, citizen_data=True, errors=("invalid_params",))
+    async def preview(self, params: dict[str, Any], ctx: OperationContext) -> dict[str, Any]:
+        # Drawn by the driver's renderer, not read back from the printer: it works offline and
+        # on every printer, and needs no claim.
+        blocks = self._blocks(params)
+        where = ("params.document.blocks" if "document" in params
+                 else f"template {params.get('template')} block")
+        try:
+            png, width, height = await asyncio.to_thread(
+                preview_png, blocks, int(self.options.get("paper_mm", 80)), where)
+        except DocumentError as exc:
+            raise _invalid(exc) from None
+        return {"mime": "image/png", "png": base64.b64encode(png).decode("ascii"),
+                "width": width, "height": height}
 
     def _outcome(self, job_id: str, status: str, reason: str | None) -> dict[str, Any]:
         store = self._jobs()
