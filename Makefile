@@ -12,7 +12,8 @@ PYTEST_ARGS ?=
 help:
 	@echo "make run      start the daemon on the simulated station (then: $(VENV)/bin/halctl status)"
 	@echo "make test     ruff, mypy, layers, MicroPython protocol tests and pytest"
-	@echo "make bench    benchmarks in bench/, printed as ratios against their baselines"
+	@echo "make bench    benchmarks in bench/, one table of figures and targets"
+	@echo "make soak     the whole station under load and faults (SOAK_MINUTES=30)"
 	@echo "make install  package, units, udev rules (DESTDIR=, PREFIX=)"
 
 setup-run:
@@ -49,6 +50,11 @@ pytest:
 # Every bench/*.py but the soak, then one table of their BENCH-JSON figures (bench/benchjson.py).
 bench: setup-test
 	$(PY) bench/run_all.py
+
+# The whole station under load, faults, bad input and daemon kills (bench/soak.py, tests/soaklib.py).
+SOAK_MINUTES ?= 30
+soak: setup-test
+	SOAK_MINUTES=$(SOAK_MINUTES) $(PY) bench/soak.py
 
 # Every hypothesis test for minutes (HALSVC_FUZZ_EXAMPLES each, default 20000); failing inputs
 # land in tests/fuzz-examples/ (commit them).

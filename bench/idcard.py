@@ -252,18 +252,18 @@ async def main_async(args: argparse.Namespace) -> None:
               f"(+ card's side, pcscd/vpcd hops, EF.CardAccess, SELECT); "
               f"whole read {median(bare, 'wall_ms'):.1f} ms")
         print()
-        rows = [
+        table: list[tuple[str, float, str, str]] = [
             ("APDUs, 223-byte blocks / extended", median(blk, "apdus") / median(ext, "apdus"), "", "≥ 3"),
             ("wall time, 223-byte blocks / extended", blk_wall / ext_wall, "", ""),
             ("wall time, extended / physical minimum", ext_wall / floor_ms, "", "≤ 1.25"),
             ("wall time, 223-byte blocks / physical minimum", blk_wall / floor_ms, "", ""),
             ("PACE computation, driver's CPU", median(bare, "pace_compute_ms"), " ms", "< 150 ms"),
         ]
-        for what, value, unit, target in rows:
+        for what, value, unit, target in table:
             shown = f"{value:6.1f}{unit}" if unit else f"{value:6.2f}"
             print(f"{what:48} {shown:10}" + (f" target {target}" if target else ""))
         emit("idcard", [figure(what, value, unit.strip() or "x", target or None)
-                        for what, value, unit, target in rows])
+                        for what, value, unit, target in table])
     finally:
         for r in readers:
             await r.stop()

@@ -79,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
             ok = f.get("ok")
             verdict = "ok" if ok is True else "MISS" if ok is False else ""
             missed |= ok is False
-            value = f"{fmt(float(f['value']))} {f.get('unit') or ''}".strip()
+            value = ("n/a" if f.get("value") is None
+                     else f"{fmt(float(f['value']))} {f.get('unit') or ''}".strip())
             rows.append((str(doc.get("bench", path.stem)), str(f["name"]), value,
                          str(f.get("target") or ""), verdict))
         print(f"   ({wall:.0f} s)", flush=True)
