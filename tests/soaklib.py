@@ -56,6 +56,7 @@ CLOSE_REASONS = {"message_too_large", "overloaded", "events_overflow", "daemon_k
 FAILURE_REASONS = {"internal_error"}
 MIN_RSS_SPAN_S = 300.0  # the RSS slope is judged over at least this much of the last daemon's life
 ANSWER_CEILING_S = 240.0  # a request with no answer after this long is a failure, not a wait
+FINAL_PAYMENT = {"approved", "declined", "aborted", "not_charged", "reversed"}
 
 # Several residents for one simulated day (the card simulator's `set_citizen`). The audit test
 # searches everything the daemon wrote for any of these fields.
@@ -788,10 +789,26 @@ class Soak:
 
     # --- checks ---------------------------------------------------------------------------
     async def settle_payments(self) -> None:
-        """Every key the clients left without a final answer (a kill, a timeout) asked once more,
-        as a kiosk does after a restart; the daemon settles it with the terminal."""
-        if "payment.pay" not in self.methods:
+        """Wait until the daemon has settled every attempt with the terminal (payment.status per
+        key the clients left without a final answer: a kill, a timeout); polled, with a ceiling."""
+        if "payment.status" not in self.methods:
             return
+        hal, _ = await self.connect()
+        try:
+            deadline = time.monotonic() + 180
+            for key, results in self.pay_results.items():
+                if results and results[-1] in FINAL_PAYMENT:
+                    continue
+                while time.monotonic() < deadline:
+                    try:
+                        st = await hal.call("payment.status", {"idempotency_key": key})
+                    except RpcError:
+                        break  # not_found: nothing was journalled under this key
+                    if not st.get("settling"):
+                        break
+                    await asyncio.sleep(0.5)
+        finally:
+            await hal.close()
 
     async def check_prints(self) -> dict[str, Any]:
         if "printer.print" not in self.methods:
@@ -818,9 +835,57 @@ class Soak:
                 "twice": len(twice), "lost": len(lost)}
 
     async def check_payments(self) -> dict[str, Any]:
-        if "payment.pay" not in self.methods or "payment_terminal" not in self.parts:
+        """The terminal's ledger (what it charged) against the daemon's journal and against what
+        the clients were told."""
+        if "payment.journal" not in self.methods or "ledger" not in self.parts.get("payment_terminal", []):
             return {"available": False}
-        return {"available": False}
+        ledger = [r for r in (await self.control("payment_terminal", "ledger"))["records"]
+                  if r.get("kind") == "payment"]
+        hal, _ = await self.connect()
+        rows: list[dict[str, Any]] = []
+        try:
+            before: int | None = None
+            while True:
+                params: dict[str, Any] = {"limit": 1000, **({"before_id": before} if before else {})}
+                page = (await hal.call("payment.journal", params))["entries"]
+                rows += page
+                if len(page) < 1000:
+                    break
+                before = min(int(r["id"]) for r in page)
+        finally:
+            await hal.close()
+        by_service = {r["service_id"]: r for r in rows}
+        charged: collections.Counter[str] = collections.Counter()
+        mismatched: list[str] = []
+        for rec in ledger:
+            row = by_service.get(rec.get("service_id"))
+            if rec.get("state") != "approved":
+                if row is not None and row["state"] in ("approved", "reversed", "reversing"):
+                    mismatched.append(f"journal {row['state']}, terminal {rec.get('state')}: {rec['key']}")
+                continue
+            if row is None:
+                mismatched.append(f"terminal charged {rec['key']} with no journal entry")
+                continue
+            charged[row["idempotency_key"]] += 1
+            want = "reversed" if rec.get("reversed") else "approved"
+            amount = int(row.get("authorized_amount") or 0)
+            if row["state"] != want or amount != int(rec["authorized_amount"]):
+                mismatched.append(f"terminal {want} {rec['authorized_amount']}, journal {row['state']} "
+                                  f"{row.get('authorized_amount')}: {row['idempotency_key']}")
+        ledger_services = {r.get("service_id") for r in ledger if r.get("state") == "approved"}
+        for row in rows:
+            if row["state"] in ("approved", "reversed") and row["service_id"] not in ledger_services:
+                mismatched.append(f"journal {row['state']} but no charge on the terminal: "
+                                  f"{row['idempotency_key']}")
+        doubled = [k for k, n in charged.items() if n > 1]
+        told = {k for k, results in self.pay_results.items() if "approved" in results}
+        lost = [k for k in told if charged[k] == 0]
+        self.failures += [f"payment: {k} charged {charged[k]} times" for k in doubled]
+        self.failures += [f"payment: {k} answered approved, never charged" for k in lost]
+        self.failures += [f"payment: {m}" for m in mismatched]
+        return {"available": True, "keys": len(self.pay_results), "approved": len(told),
+                "ledger_charges": sum(charged.values()), "journal_rows": len(rows),
+                "doubled": len(doubled), "lost": len(lost), "mismatched": len(mismatched)}
 
     def memory(self) -> dict[str, Any]:
         if not self.samples:
