@@ -116,7 +116,18 @@ def check_daemon(view: DaemonView) -> Check:
                  "systemctl status halsvc.socket halsvc; journalctl -u halsvc -e; in a checkout: make run")
 
 
-def check_socket(path: str, uid: int, gids: Iterable[int]) -> Check:
+def _connects(path: str) -> OSError | None:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(5)
+        try:
+            probe.connect(path)
+        except OSError as exc:
+            return exc
+    return None
+
+
+def check_socket(path: str, uid: int | None = None, gids: Iterable[int] = ()) -> Check:
+    """The socket exists and `uid` (default: this process, by connecting for real) may use it."""
     gids = set(gids)
     try:
         st = os.stat(path)
@@ -132,10 +143,21 @@ def check_socket(path: str, uid: int, gids: Iterable[int]) -> Check:
     group = _group_name(st.st_gid)
     where = f"{path} mode {mode:04o} owner uid {st.st_uid} group {group}"
     details = {"mode": f"{mode:04o}", "uid": st.st_uid, "group": group}
-    if not can_use(st, uid, gids):
-        return Check("socket", FAIL, f"you (uid {uid}) may not use {where}",
+    who = os.getuid() if uid is None else uid
+    refused = False
+    if uid is None:
+        error = _connects(path)
+        allowed = not isinstance(error, PermissionError)
+        refused = isinstance(error, ConnectionRefusedError)
+    else:
+        allowed = can_use(st, uid, gids)
+    if not allowed:
+        return Check("socket", FAIL, f"you (uid {who}) may not use {where}",
                      f"sudo usermod -aG {group} $USER and log in again (or the daemon's "
                      "daemon.socket_mode = \"0660\" / socket_group)", details)
+    if refused:
+        return Check("socket", FAIL, f"{where}: nobody listens (left by a daemon that died?)",
+                     "systemctl restart halsvc.socket halsvc", details)
     if mode & 0o007:
         return Check("socket", WARN, f"{where}: every local user may connect",
                      'set daemon.socket_mode = "0660" and socket_group = "halsvc"', details)
@@ -439,7 +461,7 @@ def run_all(socket_path: str, config_path: str | None = None) -> list[Check]:
                       if d.get("kind") == "idcard" and (d.get("options") or {}).get("reader")]
     return [
         check_daemon(view),
-        check_socket(socket_path, os.getuid(), set(os.getgroups()) | {os.getgid()}),
+        check_socket(socket_path),
         check_devices(view),
         check_config(cfg_path),
         check_pcscd(env, wanted_readers, needed="idcard" in kinds),
