@@ -2,7 +2,7 @@
 
 Station part `ble_station`: starts dbus-daemon (system-bus config, socket in the work dir), our
 `org.bluez` stand-in (`bluez.py`) and four peripherals, and gives the daemon
-`DBUS_SYSTEM_BUS_ADDRESS` and one `[devices.ble0]` table (driver `ble_health`) that knows the cuff
+`DBUS_SYSTEM_BUS_ADDRESS` and one `[devices.health0]` table (driver `ble_health`) that knows the cuff
 by address and the scale by name; the two oximeters are found by discovery.
 
     cuff      AA:10:00:00:00:01  blood pressure (inflation progress, RACP stored records, clock)
@@ -108,7 +108,7 @@ async def start_part(workdir: pathlib.Path, options: Mapping[str, Any]) -> Stati
     station = await start_station(workdir, options)
     p = station.peripherals
     config = {
-        "ble0": {
+        "health0": {
             "driver": "ble_health",
             "adapter": "hci0",
             "discover": True,

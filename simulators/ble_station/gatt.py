@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
-from protocols.gatt_health import uuid16
+from protocols.gatt_health import current_time, uuid16
 
 
 class Link(Protocol):
@@ -84,10 +84,16 @@ class Peripheral:
         self._tasks: set[asyncio.Task[Any]] = set()
         self.battery_char = Characteristic(0x2A19, ("read", "notify"), secure=False)
         self.battery_char.on_read = lambda: bytes((self.battery,))
+        self.time = Characteristic(0x2A2B, ("read", "write", "notify"))
+        self.time.on_write = lambda data: self.set_clock(current_time.decode(data)["date_time"])
+        self.time.on_read = lambda: current_time.encode(self.device_time(), 1)
 
     # --- helpers for subclasses ----------------------------------------------------------
     def battery_service(self) -> Service:
         return Service(0x180F, [self.battery_char])
+
+    def time_service(self) -> Service:
+        return Service(0x1805, [self.time])
 
     def device_time(self) -> tuple[int, int, int, int, int, int]:
         """The device clock: as the central set it (plus time since), or its power-on default."""

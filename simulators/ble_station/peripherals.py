@@ -16,7 +16,6 @@ from protocols.gatt_health import (
     BERRYMED_WRITE,
     berrymed,
     blood_pressure,
-    current_time,
     ieee11073,
     plx,
     racp,
@@ -50,13 +49,10 @@ class Cuff(Peripheral):
         self.intermediate = Characteristic(0x2A36, ("notify",))
         self.feature = Characteristic(0x2A49, ("read",), blood_pressure.encode_feature(0x0027))
         self.racp = Characteristic(0x2A52, ("write", "indicate"))
-        self.time = Characteristic(0x2A2B, ("read", "write", "notify"))
         self.measurement.on_subscribe = self._subscribed
         self.racp.on_write = self._racp_write
-        self.time.on_write = lambda data: self.set_clock(current_time.decode(data)["date_time"])
-        self.time.on_read = lambda: current_time.encode(self.device_time(), 1)
         self.services = [Service(0x1810, [self.measurement, self.intermediate, self.feature, self.racp]),
-                         Service(0x1805, [self.time]), self.battery_service()]
+                         self.time_service(), self.battery_service()]
         self.advertised = [uuid16(0x1810)]
         self._measuring = False
 
@@ -145,7 +141,8 @@ class PlxOximeter(Peripheral):
         self.continuous = Characteristic(0x2A5F, ("notify",))
         self.features = Characteristic(0x2A60, ("read",), plx.encode_features(0x004B, 0x8080, 0x8820))
         self.spot.on_subscribe = lambda on: self.spawn(self._measure()) if on else None
-        self.services = [Service(0x1822, [self.spot, self.continuous, self.features]), self.battery_service()]
+        self.services = [Service(0x1822, [self.spot, self.continuous, self.features]), self.time_service(),
+                         self.battery_service()]
         self.advertised = [uuid16(0x1822)]
 
     async def _measure(self) -> None:
@@ -169,7 +166,7 @@ class PlxOximeter(Peripheral):
             raw = self.take_reading_bytes(lambda: plx.encode_spot_check(
                 _special(self.special, reading["spo2"]), reading["pulse_rate"], timestamp=self.device_time(),
                 status_bits=0x0080, device_status_bits=0,
-                pulse_amplitude_index=reading.get("pulse_amplitude_index")))
+                pulse_amplitude_index=reading.get("pulse_amplitude_index"), clock_not_set=self.clock is None))
         self.special = None
         self.notify(self.spot, raw, final=True)
 
@@ -201,7 +198,8 @@ class Scale(Peripheral):
         self.body_feature = Characteristic(0x2A9B, ("read",), bytes((0xFE, 0x1F, 0, 0)))
         self.weight.on_subscribe = lambda on: self.spawn(self._measure()) if on else None
         self.services = [Service(0x181D, [self.weight, self.weight_feature]),
-                         Service(0x181B, [self.body, self.body_feature]), self.battery_service()]
+                         Service(0x181B, [self.body, self.body_feature]), self.time_service(),
+                         self.battery_service()]
         self.advertised = [uuid16(0x181D), uuid16(0x181B)]
 
     async def _measure(self) -> None:
