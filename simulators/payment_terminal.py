@@ -14,7 +14,8 @@ Scenarios, chosen per payment by the control queue (`scenario`), else by the amo
   …000 approve · …001 decline · …002 cardholder cancels · …003 busy · …004 slow · …005 silent
   …006 link dropped mid-transaction (finishes approved afterwards) · …007 crash after approval
   before answering (the terminal restarts; the approval survives in its ledger) · …008 partial
-  approval (authorises 1000 less). Any other amount approves.
+  approval (authorises 1000 less) · …009 garbled (approves, but the answer lacks its POIData, so
+  the sale system must ask with TransactionStatus). Any other amount approves.
 """
 
 from __future__ import annotations
@@ -35,9 +36,10 @@ from protocols.nexo import framing
 from protocols.nexo import messages as m
 from simulators.base import StationPart, UnknownAction, workdir_path
 
-SCENARIOS = ("approve", "decline", "cancel", "busy", "slow", "silent", "drop", "crash", "partial")
+SCENARIOS = ("approve", "decline", "cancel", "busy", "slow", "silent", "drop", "crash", "partial", "garbled")
 _BY_AMOUNT = dict(enumerate(SCENARIOS))  # amount % 1000 → scenario; approve is 0
-ACTIONS = ("scenario", "clear_scenarios", "ledger", "stats", "set", "disconnect", "crash", "busy")
+ACTIONS = ("scenario", "clear_scenarios", "ledger", "stats", "set", "disconnect", "crash", "busy", "garbage")
+GARBAGE = ("bytes", "json", "stray_answer", "oversize")
 
 PROMPTS = ("PRESENT CARD", "ENTER PIN", "PROCESSING")
 
@@ -277,10 +279,10 @@ class PaymentTerminal:
             self._finish(run, "approved", None, authorized, send=False)
             await self.crash()
             return None
-        return self._finish(run, "approved", None, authorized)
+        return self._finish(run, "approved", None, authorized, garble=scenario == "garbled")
 
     def _finish(self, run: dict[str, Any], state: str, condition: str | None, authorized: int | None = None,
-                send: bool = True) -> None:
+                send: bool = True, garble: bool = False) -> None:
         rec = dict(run["rec"])
         if state == "approved" and authorized is None:
             authorized = rec["amount"]
@@ -302,6 +304,9 @@ class PaymentTerminal:
         if state == "approved":
             run["conn"].send(m.display_request(run["header"]["ServiceID"], run["header"].get("SaleID") or "",
                                                self.poi_id, "APPROVED"))
+        if garble:  # what goes on the wire is broken; the ledger keeps the real answer
+            response = json.loads(json.dumps(response))
+            del response[m.RESPONSE]["PaymentResponse"]["POIData"]
         if send:
             run["conn"].send(response)
 
@@ -353,6 +358,24 @@ class PaymentTerminal:
         self.reconciliation += 1
         conn.send(m.reconciliation_response(msg.header, m.SUCCESS, str(since), totals))
 
+    def _garbage(self, kind: str) -> int:
+        """Send every connection something a terminal should never send."""
+        if kind == "bytes":  # a frame that is not UTF-8 JSON
+            data = framing.encode_frame(b"\xff\xfe{garbage")
+        elif kind == "json":  # JSON, but not nexo
+            data = framing.encode_frame(b'{"SaleToPOIResponse": {"MessageHeader": 7}}')
+        elif kind == "stray_answer":  # a well-formed answer to a request nobody sent
+            hdr = m.header("Payment", "ZZZZZZ", "KIOSK-01", self.poi_id, message_type="Response")
+            data = framing.encode_frame(m.encode(m.envelope(hdr, {"Response": m.response_part(m.SUCCESS)})))
+        elif kind == "oversize":  # a length prefix past any sane frame: the stream is out of step
+            data = (framing.MAX_FRAME + 1).to_bytes(4, "big") + b"x" * 16
+        else:
+            raise ValueError(f"garbage kind {kind!r}; one of {GARBAGE}")
+        for c in list(self.conns):
+            if not c.closed and not c.writer.is_closing():
+                c.writer.write(data)
+        return len(self.conns)
+
     # --- control ----------------------------------------------------------------------------
     async def control(self, action: str, args: Mapping[str, Any]) -> Mapping[str, Any]:
         if action == "scenario":
@@ -384,6 +407,8 @@ class PaymentTerminal:
         if action == "crash":
             await self.crash()
             return {}
+        if action == "garbage":
+            return {"sent": self._garbage(str(args.get("kind", "bytes")))}
         raise UnknownAction(action)
 
 

@@ -439,3 +439,42 @@ def test_journal_and_reconcile_need_the_technician_role(st: Station) -> None:
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout) == {"payment.journal": "permission_denied",
                                       "payment.reconcile": "permission_denied", "status": "up"}
+
+
+def test_a_garbled_answer_settles_nothing_until_the_terminal_is_asked(st: Station) -> None:
+    async def go() -> None:
+        async with st.client() as hal:
+            await online(st, hal)
+            scenario(st, "garbled")  # approved on the terminal; its answer lacks the POIData
+            r = await pay(hal, "garbled-1")
+            assert r["status"] == "approved" and r["terminal_transaction_id"]
+            (charge,) = charges_for(st, "garbled-1")
+            assert charge["poi_transaction_id"] == r["terminal_transaction_id"]
+            (entry,) = await attempts(hal, "garbled-1")
+            assert [h["state"] for h in entry["history"]] == ["pending", "unknown", "approved"]
+
+    run(go())
+
+
+def test_garbage_from_the_terminal_is_ignored_and_a_broken_stream_reconnects(st: Station) -> None:
+    async def go() -> None:
+        async with st.client() as hal:
+            await online(st, hal)
+            await hal.subscribe("payment.status")
+            for kind in ("bytes", "json", "stray_answer"):
+                assert st.control(PART, "garbage", kind=kind)["sent"] >= 1
+            assert (await pay(hal, "garbage-1"))["status"] == "approved"  # same link, still in step
+            scenario(st, "slow")
+            prompted = asyncio.Event()
+            paying = asyncio.ensure_future(hal.call(
+                "payment.pay", {"amount": 150000, "idempotency_key": "garbage-2", "reference": "garbage-2"},
+                on_progress=lambda e: prompted.set()))
+            await asyncio.wait_for(prompted.wait(), 60)
+            st.control(PART, "garbage", kind="oversize")  # mid-payment: the stream is out of step
+            await hal.next_event(lambda e: e["data"].get("link") == "down", timeout_s=60)
+            r = await paying
+            assert r["status"] == "approved"  # settled over the new link
+            assert len(charges_for(st, "garbage-2")) == 1
+            assert (await hal.call("payment.status", {}))["link"] == "up"
+
+    run(go())
