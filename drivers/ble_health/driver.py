@@ -530,6 +530,7 @@ class BleHealthDriver(Driver):
                     why = getattr(exc, "dbus_error", type(exc).__name__)
                     raise HalError("not_paired", f"pairing with {s.name} failed ({why})",
                                    address=address) from None
+                await s.after_connect()
             s.paired = True
             self._changed(s)
             return {"address": s.address, "name": s.name, "paired": True}

@@ -130,10 +130,12 @@ class Session:
             self._want_connected = True
             self.connected_at = loop.time()
             self.last_seen = time.time()
-        await self._after_connect()
+        await self.after_connect()
         self._on_change(self)
 
-    async def _after_connect(self) -> None:
+    async def after_connect(self) -> None:
+        """Set the device clock and read the battery (again after pairing: a bonded-only
+        device refuses both before)."""
         client = self.client
         if client is None:
             return
