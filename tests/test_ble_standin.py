@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from bleak import BleakClient, BleakScanner
+from bleak.backends.bluezdbus.manager import get_global_bluez_manager
 from bleak.exc import BleakDBusError, BleakGATTProtocolError, BleakGATTProtocolErrorCode
 from conftest import run
 
@@ -28,6 +29,10 @@ def with_station(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch, body: 
         try:
             await asyncio.wait_for(body(st), 60)
         finally:
+            # bleak's shared bus connection goes before the bus does, so it does not see an EOF.
+            manager = await get_global_bluez_manager()
+            if manager._bus is not None:
+                manager._bus.disconnect()
             await st.stop()
 
     run(go())
