@@ -209,7 +209,8 @@ def cmd_measure_weight(hal: Client, args: argparse.Namespace) -> int:
     if device is not None and kinds.get(device) == "scale":
         result = hal.call("scale.read", {**params, "device": device}, on_progress=show)
     else:
-        health = {"kind": "weight", **({"device": device} if device else {})}
+        health = {"kind": "weight", **({"device": device} if device else {}),
+                  **({"height_m": args.height} if args.height else {})}
         result = hal.call("health.measure", health, on_progress=show)
     if args.json:
         print(json.dumps(result, ensure_ascii=False))

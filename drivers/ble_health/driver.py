@@ -495,8 +495,11 @@ class BleHealthDriver(Driver):
                 run.append(f)
             if frames:
                 last = frames[-1]
-                ctx.progress("health.live", {"spo2_percent": last["spo2"], "pulse_bpm": last["pulse_rate"],
-                                             "pleth": [f["pleth"] for f in frames]})
+                live: dict[str, Any] = {"pleth": [f["pleth"] for f in frames],
+                                        "finger": not last["no_finger"]}
+                if last["spo2"] is not None and last["pulse_rate"] is not None:
+                    live.update(spo2_percent=last["spo2"], pulse_bpm=last["pulse_rate"])
+                ctx.progress("health.live", live)
             if len(run) >= steady:
                 return readings.berrymed_result(run[-steady:])
 
