@@ -37,7 +37,14 @@ POINTS: dict[str, tuple[str, ...]] = {
     "recovery": ("approve", "partial", "drop"),  # killed again while start-up recovery asks the terminal
     "progress": ("approve", "decline", "partial", "drop", "crash", "cancel"),  # from outside, mid-flow
     "none": ("approve", "decline", "cancel", "partial", "drop", "crash"),
+    # reversals of an approved payment, killed while `reversing` is journalled but not sent, sent,
+    # and answered but not journalled
+    "reverse:journalled": ("approve", "partial"),
+    "reverse:sent": ("approve", "partial"),
+    "reverse:answered": ("approve", "partial"),
 }
+REVERSAL_KILLS = {"reverse:journalled": "commit:payment:reversing", "reverse:sent": "sent:Reversal",
+                  "reverse:answered": "answer:Reversal"}
 FINAL = ("approved", "declined", "aborted")
 
 
@@ -50,6 +57,7 @@ class Trial:
     kill_progress: int = 0  # for "progress": kill at this progress event
     killed: list[str] = dataclasses.field(default_factory=list)  # points where the daemon died
     outcome: dict[str, Any] | None = None
+    reversal: dict[str, Any] | None = None
     retries: int = 0
     state_at_kill: list[str] = dataclasses.field(default_factory=list)
 
@@ -118,7 +126,46 @@ def _journal_state(st: Station, key: str) -> list[str]:
         db.close()
 
 
+async def _reverse(st: Station, t: Trial) -> dict[str, Any] | None:
+    async with st.client() as hal:
+        await st.until_online(hal, DEV)
+        try:
+            return await hal.call("payment.reverse", {"idempotency_key": t.key})
+        except ConnectionError:
+            return None
+        except RpcError as exc:
+            if exc.reason in ("timeout", "device_offline"):
+                return {"status": "error", "reason": exc.reason}
+            raise
+
+
+def run_reversal_trial(st: Station, t: Trial) -> Trial:
+    kill = REVERSAL_KILLS[t.point]
+    _start(st, kill)
+    st.control(PART, "scenario", name=t.scenario)
+    t.outcome = asyncio.run(_pay(st, t))
+    assert t.outcome is not None and t.outcome["status"] == "approved", t.outcome
+    result = asyncio.run(_reverse(st, t))
+    if result is None:
+        if _died(st):
+            t.killed.append(kill)
+        t.state_at_kill = _journal_state(st, t.key)
+    while result is None or result.get("status") != "reversed":
+        t.retries += 1
+        if t.retries > 20:
+            raise AssertionError(f"{t}: not reversed after 20 retries: {result}")
+        if st.daemon is None:
+            _start(st, None)
+        result = asyncio.run(_reverse(st, t))
+    t.reversal = result
+    st.control(PART, "clear_scenarios")
+    st.stop_daemon()
+    return t
+
+
 def run_trial(st: Station, t: Trial) -> Trial:
+    if t.point in REVERSAL_KILLS:
+        return run_reversal_trial(st, t)
     first_kill = {"recovery": "sent:Payment", "progress": None, "none": None}.get(t.point, t.point)
     _start(st, first_kill)
     st.control(PART, "scenario", name=t.scenario)
@@ -171,9 +218,11 @@ def check(st: Station, trials: list[Trial]) -> dict[str, Any]:
         if e["state"] == "not_charged":
             assert rec is None or rec["state"] not in ("approved", "in_progress"), (e, rec)
         else:
-            assert rec is not None and rec["state"] == e["state"], (e, rec)
+            assert rec is not None, e
+            want = "approved" if e["state"] == "reversed" else e["state"]
+            assert rec["state"] == want and bool(rec.get("reversed")) == (e["state"] == "reversed"), (e, rec)
             assert rec["poi_transaction_id"] == e["poi_transaction_id"]
-            if e["state"] == "approved":
+            if want == "approved":
                 assert rec["authorized_amount"] == e["authorized_amount"]
     for r in records:  # and every terminal record is in the journal
         assert r["state"] != "in_progress", r
@@ -189,6 +238,13 @@ def check(st: Station, trials: list[Trial]) -> dict[str, Any]:
         else:
             assert approved == [], (t, approved)
             assert t.outcome["authorized_amount"] == 0
+    reversals = collections.Counter(r["poi_transaction_id"] for r in st.control(PART, "ledger")["records"]
+                                    if r["kind"] == "reversal" and r["state"] == "reversed")
+    assert all(n == 1 for n in reversals.values()), f"reversed more than once: {reversals}"
+    for t in trials:
+        if t.reversal is not None:
+            assert t.reversal["status"] == "reversed"
+            assert reversals[t.reversal["terminal_transaction_id"]] == 1, t
     killed = collections.Counter(p for t in trials for p in t.killed)
     states = collections.Counter(s for t in trials for s in t.state_at_kill)
     outcomes = collections.Counter(t.outcome["status"] for t in trials if t.outcome)

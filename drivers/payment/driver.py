@@ -337,7 +337,9 @@ class PaymentDriver(Driver):
 
     async def _drive(self, pid: int, request: Mapping[str, Any] | None) -> tx.PaymentTransaction:
         txn = self._txns[pid]
-        if request is not None:
+        if request is not None and request[m.REQUEST]["MessageHeader"]["MessageCategory"] == "Reversal":
+            await self._exchange_reversal(pid, txn, request)
+        elif request is not None:
             await self._exchange_payment(pid, txn, request)
         try:
             while not txn.finished:
@@ -378,6 +380,18 @@ class PaymentDriver(Driver):
             return
         self._kill("answer:Payment")
         self._apply_payment(pid, txn, msg)
+
+    async def _exchange_reversal(self, pid: int, txn: tx.PaymentTransaction,
+                                 request: Mapping[str, Any]) -> None:
+        """Send the (already journalled) ReversalRequest; without a usable answer the attempt
+        stays `reversing` and TransactionStatus settles it (never a blind resend)."""
+        sid = str(txn.reversal_service_id)
+        try:
+            answer = await self._request(request, sid, self._opt("request_timeout_s", 10.0))
+            txn.on_reversal_response(answer)
+        except (LinkClosed, TimeoutError, ProtocolError):
+            return
+        self._record(pid, txn, sid)
 
     def _apply_payment(self, pid: int, txn: tx.PaymentTransaction, msg: m.Message) -> None:
         before = txn.state
@@ -591,6 +605,9 @@ class PaymentDriver(Driver):
             if row is None:
                 raise HalError("not_found", "no payment with this idempotency_key")
             pid = int(row["id"])
+            if row["state"] in tx.UNFINISHED and pid not in self._runs:
+                self._txns[pid] = restore(row)  # e.g. a reversal whose caller went away
+                self._start_run(pid, None)
             if pid in self._runs:  # unsettled (or a reversal already under way): its end first
                 await self._outcome(pid, ctx, default_s)
                 row = self.journal.get(pid)
@@ -606,22 +623,8 @@ class PaymentDriver(Driver):
             request = txn.reverse(sid, _local_now())
             self._record(pid, txn, sid)  # `reversing` before the ReversalRequest leaves
             self._txns[pid] = txn
-            fut = self._expect(sid)
-            try:
-                await self._send(request, "Reversal")
-                async with asyncio.timeout(self._opt("request_timeout_s", 10.0)):
-                    txn.on_reversal_response(await asyncio.shield(fut))
-                self._record(pid, txn, sid)
-            except (LinkClosed, TimeoutError, ProtocolError):
-                pass  # settled below with TransactionStatus
-            finally:
-                if self._waiters.get(sid) is fut:
-                    del self._waiters[sid]
-            if txn.state == tx.REVERSING:
-                self._start_run(pid, None)
-                txn = await self._outcome(pid, ctx, default_s)
-            else:
-                self._txns.pop(pid, None)
+            self._start_run(pid, request)  # outlives this call, like a payment's
+            txn = await self._outcome(pid, ctx, default_s)
         if txn.state != tx.REVERSED:
             raise HalError("state_conflict", f"the terminal refused the reversal ({txn.error_condition})",
                            status=txn.state, error_condition=txn.error_condition)
