@@ -140,6 +140,32 @@ def test_cuff_error_and_no_finger(ble: Station) -> None:
     session(ble, body)
 
 
+def test_a_cuff_nobody_starts_times_out_then_measures_when_started(ble: Station) -> None:
+    async def body(hal: AsyncClient) -> None:
+        ble.control("ble_station", "auto_start", device="cuff", on=False)
+        try:
+            err = await failure(hal, "blood_pressure", timeout_ms=300)
+            assert err.reason == "timeout"
+            # The resident presses start once the kiosk says "measuring".
+            measuring = asyncio.Event()
+
+            def progress(ev: dict[str, Any]) -> None:
+                if ev["data"].get("stage") == "measuring":
+                    measuring.set()
+
+            call = asyncio.ensure_future(hal.call("health.measure", {"kind": "blood_pressure"},
+                                                  on_progress=progress))
+            await measuring.wait()
+            ble.control("ble_station", "press_start", device="cuff")
+            assert (await call)["systolic_mmhg"] == 120.0
+        finally:
+            ble.control("ble_station", "auto_start", device="cuff", on=True)
+        check = await hal.call("device.selftest", {"device": "health0", "level": "internal"})
+        assert check["passed"]
+
+    session(ble, body)
+
+
 def test_no_reading_reaches_the_daemon_log(ble: Station) -> None:
     ble.control("ble_station", "next_reading", device="cuff", systolic=173, diastolic=109, mean_arterial=130,
                 pulse_rate=97)

@@ -345,7 +345,13 @@ class BleHealthDriver(Driver):
                 raise HalError("device_busy", f"{s.name} is measuring for another request", address=s.address)
             async with s.measuring:
                 await self._connected(s, ctx)
-                result = await self._measure_on(s, kind, params, ctx)
+                wait_s = self._ms("measure_timeout_ms", 180000)
+                try:
+                    async with asyncio.timeout(wait_s):
+                        result = await self._measure_on(s, kind, params, ctx)
+                except TimeoutError:
+                    raise HalError("timeout", f"no reading from {s.name} within {wait_s:.0f} s",
+                                   address=s.address) from None
             result["device"] = {"address": s.address, "name": s.name, "battery_percent": s.battery}
             return result
 
