@@ -245,6 +245,8 @@ def check(st: Station, trials: list[Trial]) -> dict[str, Any]:
         if t.reversal is not None:
             assert t.reversal["status"] == "reversed"
             assert reversals[t.reversal["terminal_transaction_id"]] == 1, t
+    terminal_stats = st.control(PART, "stats")["stats"]
+    assert terminal_stats["service_id_reuse"] == 0, terminal_stats  # not even across kill -9
     killed = collections.Counter(p for t in trials for p in t.killed)
     states = collections.Counter(s for t in trials for s in t.state_at_kill)
     outcomes = collections.Counter(t.outcome["status"] for t in trials if t.outcome)

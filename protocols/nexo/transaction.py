@@ -152,6 +152,12 @@ class PaymentTransaction:
         outcome = o.payment_outcome(d["result"], d["error_condition"])
         if outcome == APPROVED and d["poi_transaction_id"] is None:
             raise ProtocolError("nexo: approval without a POITransactionID")
+        if self.state in (REVERSING, REVERSED):
+            # A late repeat of the payment's own answer says nothing about the reversal.
+            if outcome != APPROVED:
+                raise StateConflict("payment %s is %s, terminal now says %s"
+                                    % (self.service_id, self.state, outcome))
+            return self.state
         if outcome in o.FINAL:
             if self.state in FINISHED and self.state != outcome:
                 raise StateConflict("payment %s already %s, terminal now says %s"

@@ -176,3 +176,14 @@ def test_snapshot_restores_the_same_transaction():
     back = tx.PaymentTransaction.restore("KIOSK-01", "TERM-01", row)
     assert back.result() == t.result()
     assert _raises(tx.PaymentTransaction.restore, "K", "T", dict(row, state="weird"))
+
+
+def test_a_late_approval_does_not_undo_a_reversal():
+    t = _new()
+    req = t.start(TS)
+    approval = _answer(req, "Success", poi_transaction_id="P1", poi_timestamp=TS, authorized_amount=150000)
+    t.on_payment_response(approval)
+    t.reverse("700", TS)
+    assert t.state == tx.REVERSING
+    assert t.on_payment_response(approval) == tx.REVERSING and t.state == tx.REVERSING
+    assert _raises(t.on_payment_response, _answer(req, "Failure", "Refusal"))
