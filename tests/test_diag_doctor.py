@@ -39,7 +39,7 @@ def halctl(*args: str, env: dict[str, str] | None = None, unprivileged: bool = F
 
 @pytest.fixture(scope="module")
 def station() -> Iterator[Station]:
-    st = Station(only={"cccd_card", "serial_scale", "gpio_panel"}).start()
+    st = Station(only={"cccd_card", "serial_scale", "gpio_panel", "ble_station"}).start()
     try:
         async def online() -> None:
             async with st.client() as hal:
@@ -57,11 +57,11 @@ def test_halctl_doctor_on_the_simulated_station(station: Station) -> None:
     checks = {c["name"]: c for c in doc["checks"]}
     assert set(checks) == {"daemon", "socket", "devices", "config", "pcscd", "bluetooth", "serial", "udev",
                            "clock", "disk"}
-    for name in ("daemon", "socket", "devices", "config", "pcscd", "serial", "disk"):
+    for name in ("daemon", "socket", "devices", "config", "pcscd", "bluetooth", "serial", "disk"):
         assert checks[name]["status"] == PASS, checks[name]
     assert "Virtual PCD" in checks["pcscd"]["summary"]
     assert "scale0" in checks["serial"]["summary"]
-    assert checks["bluetooth"]["status"] in (WARN, PASS)  # no BLE device configured: never a failure
+    assert checks["bluetooth"]["status"] == PASS and "/org/bluez/hci0" in checks["bluetooth"]["summary"]
     assert doc["result"] == doctor.worst(doctor.Check(c["name"], c["status"], "") for c in doc["checks"])
     assert out.returncode == {"pass": 0, "warn": 4, "fail": 1}[doc["result"]]
     text = halctl("doctor", "--socket", str(station.socket), env=station.env)
@@ -208,6 +208,32 @@ class BluezStandIn:
         self.thread.join(10)
         self.daemon.terminate()
         self.daemon.wait(30)
+
+
+def test_bluetooth_adapter_of_the_simulated_station_switched_off(station: Station) -> None:
+    """The station's own BlueZ stand-in (simulators/ble_station), its adapter powered off over
+    D-Bus as `bluetoothctl power off` would."""
+    from dbus_fast import BusType, Message, Variant
+    from dbus_fast.aio import MessageBus
+
+    address = station.env["DBUS_SYSTEM_BUS_ADDRESS"]
+
+    async def power(on: bool) -> None:
+        bus = await MessageBus(bus_address=address, bus_type=BusType.SYSTEM).connect()
+        try:
+            await bus.call(Message(destination="org.bluez", path="/org/bluez/hci0",
+                                   interface="org.freedesktop.DBus.Properties", member="Set", signature="ssv",
+                                   body=["org.bluez.Adapter1", "Powered", Variant("b", on)]))
+        finally:
+            bus.disconnect()
+
+    run(power(False))
+    try:
+        off = doctor.check_bluetooth(station.env, needed=True)
+        assert off.status == FAIL and "powered off" in off.summary
+    finally:
+        run(power(True))
+    assert doctor.check_bluetooth(station.env, needed=True).status == PASS
 
 
 @pytest.mark.parametrize("powered", [True, False, None])
