@@ -420,7 +420,7 @@ async def start_part(workdir: pathlib.Path, options: Mapping[str, Any]) -> Stati
     device = {"driver": "payment", "host": "127.0.0.1", "port": term.port, "poi_id": term.poi_id,
               "sale_id": str(options.get("sale_id", "KIOSK-01")),
               # Short waits, so silence and InProgress are settled quickly on the simulated station.
-              "response_timeout_s": float(options.get("response_timeout_s", 2.0)),
+              "response_timeout_s": float(options.get("response_timeout_s", 4.0)),
               "status_interval_s": float(options.get("status_interval_s", 0.2))}
     return StationPart(name="payment_terminal", devices={"payment0": device}, control=term.control,
                        stop=term.stop, actions=ACTIONS)
