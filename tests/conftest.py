@@ -34,8 +34,9 @@ T = TypeVar("T")
 def station() -> Iterator[Callable[..., Station]]:
     started: list[Station] = []
 
-    def start(only: set[str] | None = None, config: dict[str, Any] | None = None) -> Station:
-        st = Station(only=only, config=config)
+    def start(only: set[str] | None = None, config: dict[str, Any] | None = None,
+              options: dict[str, dict[str, Any]] | None = None) -> Station:
+        st = Station(only=only, config=config, options=options)
         started.append(st)
         return st.start()
 

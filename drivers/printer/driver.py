@@ -119,6 +119,10 @@ class PrinterDriver(Driver):
             "finish_timeout_s": {"type": "number", "minimum": 0.1,
                                  "description": "Extra time, beyond the wire time, "
                                                 "for the last data to print."},
+            "clear_after_fault": {"type": "boolean",
+                                  "description": "After a job fails mid-way, clear the printer's "
+                                                 "buffers (DLE DC4 8) so no remnant of it prints "
+                                                 "once the fault is fixed (default true)."},
             "keep_jobs_days": {"type": "number", "minimum": 1,
                                "description": "How long job ids are remembered."},
         },
@@ -141,6 +145,11 @@ class PrinterDriver(Driver):
         self._rx_at = 0.0
         self._job_running = False
         self._job_sent = 0
+        # A job failed or was cut short after data went out: what the printer holds of it must
+        # go before anything else prints (a printer that keeps its buffer through a paper-out
+        # would print the rest of it once refilled, ahead of the next receipt).
+        self._needs_clear = False
+        self._clear_waiters: collections.deque[asyncio.Future[None]] = collections.deque()
         o = self.options
         self._renderer = ReceiptRenderer(int(o.get("paper_mm", 80)), str(o.get("text_mode", "raster")),
                                          str(o.get("codepage", "CP1258")),
@@ -179,6 +188,8 @@ class PrinterDriver(Driver):
         except TimeoutError:
             raise HalError("no_device", f"no printer answers on {link.describe}") from None
         link.write(st.automatic_status_back(st.ASB_ALL))
+        if self._needs_clear:  # the link went mid-job: the printer may still hold the rest
+            await self._clear_buffer()
         self._publish()
         self._jobs()
         self._poll_task = asyncio.create_task(self._poll(), name=f"{self.device_id}:status")
@@ -198,7 +209,7 @@ class PrinterDriver(Driver):
         self.link_lost(reason)
 
     def _fail_waiters(self) -> None:
-        for waiters in (self._rt_waiters, self._byte_waiters):
+        for waiters in (self._rt_waiters, self._byte_waiters, self._clear_waiters):
             while waiters:
                 fut = waiters.popleft()
                 if not fut.done():
@@ -226,6 +237,11 @@ class PrinterDriver(Driver):
                 self._printer.update(ev.flags)
                 self._publish()
                 self._status_changed.set()
+            elif isinstance(ev, st.BufferCleared):
+                if self._clear_waiters:
+                    cfut = self._clear_waiters.popleft()
+                    if not cfut.done():
+                        cfut.set_result(None)
             elif isinstance(ev, st.ByteReply):
                 if self._byte_waiters:
                     bfut = self._byte_waiters.popleft()
@@ -281,6 +297,30 @@ class PrinterDriver(Driver):
                     return
             except (HalError, ConnectionError):
                 return
+
+    async def _clear_buffer(self) -> bool:
+        """DLE DC4 8 and its 37h 25h 00h answer (Epson: send nothing else until it comes).
+        Sent only between commands: after `_settle` or before a job, never inside a raster
+        band, whose data would swallow it."""
+        link = self._link
+        if link is None or not bool(self.options.get("clear_after_fault", True)):
+            self._needs_clear = False
+            return False
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._clear_waiters.append(fut)
+        try:
+            link.write(st.buffer_clear_request())
+            await asyncio.wait_for(fut, self._opt("status_timeout_s", 1.0) * 2)
+        except (TimeoutError, asyncio.CancelledError, ConnectionError):
+            with contextlib.suppress(ValueError):
+                self._clear_waiters.remove(fut)
+            # A printer without DLE DC4 8 (or one gone quiet) is not asked again for this job.
+            log.warning("%s: the printer did not confirm clearing its buffer", self.device_id)
+            self._needs_clear = False
+            return False
+        self._needs_clear = False
+        log.info("%s: cleared what the printer held of the failed job", self.device_id)
+        return True
 
     # --- printing ----------------------------------------------------------------------------
     def _blocks(self, params: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -429,6 +469,8 @@ class PrinterDriver(Driver):
                 fault = self._printer.fault()
                 if fault is not None:
                     return self._outcome(job_id, "failed", fault)
+                if self._needs_clear:
+                    await self._clear_buffer()
                 try:
                     fault = await self._send(job_id, data, ctx)
                     if fault is None:
@@ -437,9 +479,12 @@ class PrinterDriver(Driver):
                         fault = await self._await_printed(len(data))
                 except (_LinkDead, ConnectionError) as exc:
                     lost = str(exc) or "printer went silent"
+                    self._needs_clear = self._job_sent > 0
                     return self._outcome(job_id, "failed", "link_lost")
                 if fault is not None:
                     await self._settle(data)
+                    self._needs_clear = True
+                    await self._clear_buffer()
                 result = self._outcome(job_id, "printed" if fault is None else "failed", fault)
                 ctx.progress("printer.progress",
                              {"job_id": job_id, "phase": "done", "status": result["status"]})
@@ -448,10 +493,12 @@ class PrinterDriver(Driver):
             if exc.reason != "link_lost":
                 self._jobs().forget(job_id) if self._job_sent == 0 else None
                 raise
+            self._needs_clear = self._job_sent > 0
             return self._outcome(job_id, "failed", "link_lost")
         except asyncio.CancelledError:
             # The caller gave up (hal.cancel / timeout): stop the printer too, then record it.
             if self._link is not None and self._job_sent:
+                self._needs_clear = True  # DLE DC4 8 goes before the next job, between commands
                 with contextlib.suppress(Exception):
                     self._link.write(b"\x10\x05\x02")  # DLE ENQ 2: recover, clear the buffers
             self._outcome(job_id, "failed", "cancelled")

@@ -14,6 +14,7 @@ DLE = 0x10
 FS = 0x1C
 
 MAX_RASTER_BYTES = 4 * 1024 * 1024
+_CLEAR_ARGS = bytes((1, 3, 20, 1, 6, 2, 8))  # DLE DC4 fn=8's fixed d1..d7
 
 
 class Command:
@@ -130,6 +131,14 @@ class CommandParser:
                 return self._bad(3, "DLE EOT n must be 1-4")
             return self._take(3, Command(name, n))
         if c == 0x14:
+            if not self._need(3):
+                return None
+            if buf[2] == 8:  # DLE DC4 8 1 3 20 1 6 2 8: clear buffers
+                if not self._need(10):
+                    return None
+                if bytes(buf[3:10]) != _CLEAR_ARGS:
+                    return self._bad(10, "DLE DC4 8 needs 1 3 20 1 6 2 8")
+                return self._take(10, Command("buffer_clear", 8))
             if not self._need(5):
                 return None
             return self._take(5, Command("realtime_pulse", buf[2], args=bytes(buf[3:5])))

@@ -10,6 +10,7 @@ How replies are told apart, by their fixed bits (Epson):
 - a GS r / GS I n<64 reply byte has bits 4 and 7 clear
 - a block reply (GS I n>=64) is `_` (0x5F) ... NUL
 - XON (0x11) / XOFF (0x13) from software flow control have bit 0 set: never a status byte.
+- the answer to DLE DC4 fn=8 (clear buffers) is 37h 25h NUL (Epson, Citizen).
 Real-time replies overtake queued data, so each kind is matched to its own queue of requests.
 """
 
@@ -50,6 +51,17 @@ def automatic_status_back(mask=ASB_ALL):
     if not 0 <= mask <= 0xFF:
         raise ProtocolError("GS a mask out of range")
     return bytes((GS, 0x61, mask))
+
+
+# DLE DC4 fn=8 d1..d7 = 1 3 20 1 6 2 8: clear the receive and print buffers (Epson and Citizen
+# manuals); executed even while the printer is offline or in error, answered 37h 25h 00h.
+BUFFER_CLEAR = bytes((DLE, 0x14, 8, 1, 3, 20, 1, 6, 2, 8))
+BUFFER_CLEARED = bytes((0x37, 0x25, 0x00))
+
+
+def buffer_clear_request():
+    """DLE DC4 8: the printer drops what it still holds of an earlier job."""
+    return BUFFER_CLEAR
 
 
 def paper_sensor_request():
@@ -240,6 +252,15 @@ class BlockReply:
         self.text = text
 
 
+class BufferCleared:
+    """The printer's answer to DLE DC4 fn=8: its buffers are empty."""
+
+    kind = "buffer_cleared"
+
+    def __repr__(self):
+        return "BufferCleared()"
+
+
 class FlowControl:
     """XON (ready=True) or XOFF (ready=False) seen in the reply stream."""
 
@@ -307,6 +328,8 @@ class ReplySplitter:
             return RealtimeStatus(self._realtime.popleft(), b)
         if is_asb_header(b):
             return self._next_asb()
+        if b == BUFFER_CLEARED[0]:
+            return self._next_cleared()
         if b == 0x5F:
             end = buf.find(b"\x00")
             if end < 0:
@@ -326,6 +349,25 @@ class ReplySplitter:
             return ByteReply(self._byte.popleft(), b)
         self._drop(0, 1)
         raise ProtocolError("unexpected byte 0x%02x from the printer" % b)
+
+    def _next_cleared(self):
+        # 37h 25h 00h; an XOFF/XON may come between its bytes (Epson says so for serial).
+        buf = self._buf
+        i, got = 1, 1
+        while got < 3:
+            if i >= len(buf):
+                return None
+            c = buf[i]
+            if c == XON or c == XOFF:
+                self._drop(i, 1)
+                return FlowControl(c == XON)
+            if c != BUFFER_CLEARED[got]:
+                self._drop(0, 1)
+                raise ProtocolError("unexpected byte 0x%02x from the printer" % BUFFER_CLEARED[0])
+            i += 1
+            got += 1
+        self._drop(0, 3)
+        return BufferCleared()
 
     def _next_asb(self):
         # XON/XOFF may be interleaved with the block on a software-flow-controlled line.

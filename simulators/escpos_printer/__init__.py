@@ -8,7 +8,7 @@ status back, and renders each job to `<workdir>/escpos_printer/jobs/job-NNNN.png
 
 Control actions: paper_near_end / paper_out {after_lines}, paper_refill, cover_open,
 cover_close, offline, online, cutter_error, clear_error, link_drop {after_bytes}, link_restore,
-small_buffer {size, print_rate}, jobs, status.
+small_buffer {size, print_rate}, stop_mode {mode: abort|resume}, jobs, status.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from simulators.escpos_printer.links import PtyLink, TcpLink
 from simulators.escpos_printer.printer import SimulatedPrinter
 
 ACTIONS = ("paper_near_end", "paper_out", "paper_refill", "cover_open", "cover_close", "offline",
-           "online", "cutter_error", "clear_error", "link_drop", "link_restore", "small_buffer",
+           "online", "cutter_error", "clear_error", "link_drop", "link_restore", "small_buffer", "stop_mode",
            "jobs", "status")
 
 
@@ -66,6 +66,7 @@ async def start_part(workdir: pathlib.Path, options: Mapping[str, Any]) -> Stati
     sim = PrinterSimulator(workdir_path(workdir, "escpos_printer"),
                            paper_mm=int(options.get("paper_mm", 80)),
                            baudrate=int(options.get("baudrate", 115200)))
+    sim.printer.control("stop_mode", {"mode": str(options.get("stop_mode", "abort"))})
     await sim.start()
     devices = {"printer0": sim.device_table(str(options.get("transport", "serial")))}
     return StationPart(name="escpos_printer", devices=devices, control=sim.control, stop=sim.stop,

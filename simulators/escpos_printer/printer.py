@@ -50,6 +50,13 @@ class SimulatedPrinter:
         self.out_after: int | None = None
         self.drop_after: int | None = None
         self.jobs: list[dict[str, Any]] = []
+        # What a stop mid-job does to the rest of it: "abort" drops it (cheap printers);
+        # "resume" keeps it in the buffer and prints it once the fault is cleared (Epson), so
+        # half a failed receipt comes out ahead of the next one unless the host clears the
+        # buffer (DLE DC4 8).
+        self.stop_mode = "abort"
+        self.stopped_in: str | None = None  # the fault that stopped the job now held
+        self.buffer_clears = 0
         self.paper = Paper(self.width)
         self._job_bytes = 0
         self._job_started = False
@@ -124,6 +131,9 @@ class SimulatedPrinter:
                     self.queue.clear()
                     self.queued = 0
                 self._set(cutter_error=False, recoverable_error=False, error=False)
+            elif cmd.name == "buffer_clear":
+                self._clear_buffers()
+                self.on_reply(st.BUFFER_CLEARED)
             elif cmd.name == "asb":
                 self.asb_mask = cmd.value or 0
                 if self.asb_mask:  # Epson sends the current status when ASB is enabled
@@ -169,7 +179,10 @@ class SimulatedPrinter:
             if not self.queue or self.stopped:
                 # A job stopped mid-way is lost, even when its rest has not arrived yet.
                 if self.stopped and (self.queue or self._job_started):
-                    self._abort_job()
+                    if self.stop_mode == "abort":
+                        self._abort_job()
+                    elif self.stopped_in is None:
+                        self.stopped_in = next(k for k in _STOPPING if self.flags[k])
                 self._wake.clear()
                 await self._wake.wait()
                 continue
@@ -218,6 +231,18 @@ class SimulatedPrinter:
             self._finish_job("aborted", reason)
         self._update_flow()
 
+    def _clear_buffers(self) -> None:
+        """DLE DC4 8: drop the receive and print buffers; a job held by a stop ends there."""
+        self.buffer_clears += 1
+        self.queue.clear()
+        self.queued = 0
+        if self._job_started:
+            self._finish_job("aborted", self.stopped_in or "buffer_cleared")
+        else:
+            self.paper = Paper(self.width)
+            self._job_bytes = 0
+        self._update_flow()
+
     def _finish_job(self, outcome: str, reason: str | None = None) -> None:
         index = len(self.jobs) + 1
         png = self.jobs_dir / f"job-{index:04d}.png"
@@ -225,7 +250,10 @@ class SimulatedPrinter:
         meta = {"index": index, "png": str(png), "status": outcome, "reason": reason,
                 "lines": self.paper.lines, "raster_slices": self.paper.raster_slices,
                 "symbols": self.paper.symbols, "text": self.paper.text, "bytes": self._job_bytes,
-                "overruns": self.overruns, "protocol_errors": self.protocol_errors}
+                "overruns": self.overruns, "protocol_errors": self.protocol_errors,
+                # "resume" mode: the fault this job was held by before it came out after all.
+                "resumed_after": self.stopped_in if outcome == "complete" else None}
+        self.stopped_in = None
         (self.jobs_dir / f"job-{index:04d}.json").write_text(json.dumps(meta, ensure_ascii=False))
         self.jobs.append(meta)
         self.paper = Paper(self.width)
@@ -284,6 +312,11 @@ class SimulatedPrinter:
             self.buffer_size = int(args.get("size", 512))
             rate = args.get("print_rate", 4000)
             self.print_rate = float(rate) if rate else None
+        elif action == "stop_mode":
+            mode = str(args.get("mode", "abort"))
+            if mode not in ("abort", "resume"):
+                raise ValueError(f"stop_mode is abort or resume, not {mode!r}")
+            self.stop_mode = mode
         elif action == "jobs":
             return {"jobs": self.jobs}
         elif action == "status":
@@ -292,4 +325,5 @@ class SimulatedPrinter:
             raise KeyError(action)
         return {"flags": dict(self.flags), "jobs": len(self.jobs), "overruns": self.overruns,
                 "buffer_size": self.buffer_size, "received": self.received, "xoff": self.xoff,
-                "buffered": self.used, "queued_commands": len(self.queue)}
+                "buffered": self.used, "queued_commands": len(self.queue), "stop_mode": self.stop_mode,
+                "buffer_clears": self.buffer_clears}

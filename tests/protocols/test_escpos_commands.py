@@ -115,3 +115,19 @@ def test_raster_bands_are_at_most_255_rows_and_parse_back():
     cmds = _commands(b"".join(bands))
     assert [c.args for c in cmds] == [(3, 255), (3, 255), (3, 90)]
     assert b"".join(c.data for c in cmds) == data
+
+
+def test_dle_dc4_8_clears_buffers_and_needs_its_fixed_arguments():
+    cmds = _commands(b"\x10\x14\x08\x01\x03\x14\x01\x06\x02\x08\x10\x14\x01\x00\x01A")
+    assert [(c.name, c.value) for c in cmds] == [("buffer_clear", 8), ("realtime_pulse", 1), ("text", None)]
+    p = CommandParser()
+    p.receive_data(b"\x10\x14\x08\x01\x03\x14")
+    assert p.next_command() is None  # waits for all ten bytes
+    p.receive_data(b"\x01\x06\x02\x09B")
+    try:
+        p.next_command()
+    except ProtocolError:
+        pass
+    else:
+        raise AssertionError("accepted DLE DC4 8 with a wrong d7")
+    assert p.next_command().data == b"B"

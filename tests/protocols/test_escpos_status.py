@@ -188,3 +188,31 @@ def test_printer_status_merges_replies_into_a_fault():
     assert ps.fault() == "cutter_error"
     ps.update(st.decode_automatic_status(b"\x18\x00\x0c\x00"))
     assert ps.paper == "out" and ps.fault() == "paper_out"
+
+
+def test_buffer_clear_is_dle_dc4_8_and_its_answer_is_told_apart():
+    # Epson / Citizen manuals: DLE DC4 fn=8 d1..d7 = 1 3 20 1 6 2 8 -> 37h 25h 00h.
+    assert st.buffer_clear_request() == b"\x10\x14\x08\x01\x03\x14\x01\x06\x02\x08"
+    sp = st.ReplySplitter()
+    sp.expect_realtime(1)
+    sp.receive_data(b"\x37\x25")
+    assert sp.next_event() is None  # waits for the NUL
+    sp.receive_data(b"\x00\x12\x10\x00\x00\x00")
+    kinds = [sp.next_event().kind, sp.next_event().kind, sp.next_event().kind]
+    assert kinds == ["buffer_cleared", "realtime", "automatic"]
+    assert sp.next_event() is None
+
+
+def test_buffer_cleared_answer_with_xoff_inside_and_a_broken_one():
+    sp = st.ReplySplitter()
+    sp.receive_data(b"\x37\x13\x25\x00")
+    first = sp.next_event()
+    assert first.kind == "flow" and first.ready is False
+    assert sp.next_event().kind == "buffer_cleared"
+    sp.receive_data(b"\x37\x26\x00")
+    try:
+        sp.next_event()
+    except ProtocolError:
+        pass
+    else:
+        raise AssertionError("accepted 37h 26h as a clear answer")
