@@ -1,15 +1,12 @@
 """The thermal printer end to end (issue 5): the daemon as a process, the simulated ESC/POS
-printer on a pty, and `printer.print` / `printer.status` over the RPC. The simulator interprets
-what the driver sends and renders every job to a PNG, so "printed" here means paper came out.
-
-The TCP 9100 wire is tested on the driver directly (the station cannot hand its part options),
-with the simulator and the driver on the test's event loop, as tests/scale_fixtures does."""
+printer on a pty (or on TCP 9100: part option transport=tcp), and `printer.print` /
+`printer.status` over the RPC. The simulator interprets what the driver sends and renders every
+job to a PNG, so "printed" here means paper came out."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import io
 import pathlib
 import unicodedata
@@ -21,12 +18,9 @@ from conftest import run
 from harness import Station
 from PIL import Image
 
-from drivers.base import HalError, OperationContext
-from drivers.printer.driver import PrinterDriver
 from drivers.printer.render import render_image
 from halsvc.client import AsyncClient, RpcError
 from protocols import vietqr
-from simulators.escpos_printer import PrinterSimulator
 
 PART = "escpos_printer"
 DEV = "printer0"
@@ -275,6 +269,41 @@ def test_paper_out_mid_job_fails_it_with_paper_out_and_a_refill_prints_again(
     assert statuses == [("aborted", "paper_end"), ("complete", None)]
 
 
+@pytest.mark.parametrize("clear", [True, False], ids=["cleared", "not-cleared"])
+def test_after_a_fault_mid_job_the_printer_buffer_is_cleared_so_no_remnant_prints_later(
+        station: Callable[..., Station], clear: bool) -> None:
+    """A printer that keeps its buffer through a paper-out (simulator stop_mode resume, as
+    Epson's do) prints the rest of the failed receipt once refilled, ahead of the next one,
+    unless the driver clears it (DLE DC4 8). The not-cleared run shows the test can see it."""
+    st = station(only={PART}, options={PART: {"stop_mode": "resume"}},
+                 config={"devices": {DEV: {"clear_after_fault": clear}}})
+
+    async def go() -> None:
+        async with st.client() as hal:
+            await st.until_online(hal, DEV)
+            await hal.subscribe("printer.status")
+            await control(st, "paper_out", after_lines=6)
+            r = await print_job(hal, "held-1", template="payment_receipt", data=RECEIPT_DATA)
+            assert (r["status"], r["reason"]) == ("failed", "paper_out")
+            sim = await control(st, "status")
+            assert sim["stop_mode"] == "resume"
+            assert sim["buffer_clears"] == (1 if clear else 0)
+            assert (sim["queued_commands"] == 0) is clear  # not cleared: the rest is held
+            await control(st, "paper_refill")
+            await status_event(hal, lambda d: d.get("paper") == "ok" and d["state"] == "online")
+            r = await print_job(hal, "held-2", template="health_slip", data=SLIP_DATA)
+            assert (r["status"], r["reason"]) == ("printed", None)
+
+    run(go())
+    outcomes = [(j["status"], j["reason"], j["resumed_after"]) for j in jobs(st)]
+    if clear:
+        assert outcomes == [("aborted", "paper_end", None), ("complete", None, None)]
+    else:  # the half receipt came out after the refill, then the slip
+        assert outcomes == [("complete", None, "paper_end"), ("complete", None, None)]
+        assert {"type": "qr", "data": VIETQR} in jobs(st)[0]["symbols"]
+    assert jobs(st)[-1]["symbols"] == []  # the slip: nothing of the receipt on it
+
+
 def test_paper_near_end_and_out_show_in_printer_status_and_near_end_still_prints(
         station: Callable[..., Station]) -> None:
     st = station(only={PART})
@@ -467,87 +496,71 @@ def test_an_invalid_document_gives_invalid_params_naming_the_field(
     assert len(jobs(st)) == 1
 
 
-# --- TCP 9100, on the driver directly ---------------------------------------------------------
+# --- TCP 9100 through the daemon -----------------------------------------------------------------
 
-class TcpRig:
-    def __init__(self, sim: PrinterSimulator, driver: PrinterDriver) -> None:
-        self.sim, self.driver = sim, driver
-        self.events: list[dict[str, Any]] = []
-        self.changed = asyncio.Event()
-
-    def sink(self, topic: str, device: str, data: Mapping[str, Any]) -> None:
-        self.events.append({"topic": topic, **data})
-        self.changed.set()
-
-    async def until(self, predicate: Callable[[], bool]) -> None:
-        async def wait() -> None:
-            while not predicate():
-                self.changed.clear()
-                await self.changed.wait()
-        await asyncio.wait_for(wait(), WAIT)
-
-    async def print(self, job_id: str, **params: Any) -> dict[str, Any]:
-        task = asyncio.create_task(self.driver.print_receipt({"job_id": job_id, **params},
-                                                             OperationContext(request_id=1)))
-        return await asyncio.wait_for(task, WAIT)
+TCP = {PART: {"transport": "tcp"}}
 
 
-@contextlib.asynccontextmanager
-async def tcp_rig(tmp_path: pathlib.Path) -> Any:
-    sim = await PrinterSimulator(tmp_path / "sim").start()
-    table = sim.device_table("tcp")
-    assert table["transport"] == "tcp"
-    rig = TcpRig(sim, None)  # type: ignore[arg-type]
-    rig.driver = PrinterDriver(DEV, {**table, "stall_timeout_s": 1.0, "finish_timeout_s": 2.0,
-                                     "status_timeout_s": 0.5, "status_interval_s": 0.5}, rig.sink)
-    rig.driver.state_dir = tmp_path / "state"
-    task = asyncio.create_task(rig.driver.run())
-    try:
-        yield rig
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        await sim.stop()
-
-
-def test_tcp_9100_printer_prints_once_and_reports_faults(tmp_path: pathlib.Path) -> None:
-    rig_jobs: list[dict[str, Any]] = []
+def test_tcp_9100_printer_prints_once_and_reports_faults_through_the_daemon(
+        station: Callable[..., Station]) -> None:
+    st = station(only={PART}, options=TCP)
 
     async def go() -> None:
-        async with tcp_rig(tmp_path) as rig:
-            await rig.until(lambda: str(rig.driver.state) == "online")
-            r = await rig.print("tcp-1", template="payment_receipt", data=RECEIPT_DATA)
-            assert (r["status"], r["reason"]) == ("printed", None)
-            again = await rig.print("tcp-1", template="payment_receipt", data=RECEIPT_DATA)
+        async with st.client() as hal:
+            await st.until_online(hal, DEV)
+            r = await print_job(hal, "tcp-1", template="payment_receipt", data=RECEIPT_DATA)
+            assert (r["status"], r["reason"], r["repeated"]) == ("printed", None, False)
+            again = await print_job(hal, "tcp-1", template="payment_receipt", data=RECEIPT_DATA)
             assert (again["status"], again["repeated"]) == ("printed", True)
-            rig.sim.printer.control("cover_open", {})
-            await rig.until(lambda: rig.driver.details.get("cover") == "open")
-            r = await rig.print("tcp-2", template="health_slip", data=SLIP_DATA)
+            await hal.subscribe("printer.status")
+            # A status fault before the job: reported as an event, and the job fails with it.
+            await control(st, "cover_open")
+            ev = await status_event(hal, lambda d: d.get("cover") == "open")
+            assert (ev["state"], ev["error"]) == ("user_error", "cover_open")
+            r = await print_job(hal, "tcp-2", template="health_slip", data=SLIP_DATA)
             assert (r["status"], r["reason"]) == ("failed", "cover_open")
-            rig.sim.printer.control("cover_close", {})
-            await rig.until(lambda: str(rig.driver.state) == "online")
-            rig.sim.printer.control("paper_out", {"after_lines": 5})
-            r = await rig.print("tcp-3", template="payment_receipt", data=RECEIPT_DATA)
+            await control(st, "cover_close")
+            await status_event(hal, lambda d: d.get("cover") == "closed" and d["state"] == "online")
+            # Paper out mid-job.
+            await control(st, "paper_out", after_lines=5)
+            r = await print_job(hal, "tcp-3", template="payment_receipt", data=RECEIPT_DATA)
             assert (r["status"], r["reason"]) == ("failed", "paper_out")
-            assert rig.driver.details["paper"] == "out"
-            rig.sim.printer.control("paper_refill", {})
-            await rig.until(lambda: str(rig.driver.state) == "online")
-            rig.sim.printer.control("link_drop", {"after_bytes": 2000})
-            r = await rig.print("tcp-4", template="payment_receipt", data=RECEIPT_DATA)
-            assert (r["status"], r["reason"]) == ("failed", "link_lost")
-            rig.sim.printer.control("link_restore", {})
-            await rig.until(lambda: str(rig.driver.state) == "online")
-            r = await rig.print("tcp-5", template="health_slip", data=SLIP_DATA)
+            assert (await hal.call("printer.status", {}))["paper"] == "out"
+            await control(st, "paper_refill")
+            await status_event(hal, lambda d: d.get("paper") == "ok" and d["state"] == "online")
+            r = await print_job(hal, "tcp-4", template="health_slip", data=SLIP_DATA)
             assert (r["status"], r["reason"]) == ("printed", None)
-            with pytest.raises(HalError) as info:
-                await rig.print("tcp-6", document=doc({"type": "image", "png": "!!"}))
-            assert info.value.reason == "invalid_params"
-            rig_jobs.extend(rig.sim.printer.jobs)
-            outcomes = [(j["status"], j["reason"]) for j in rig_jobs]
-            assert outcomes[0] == ("complete", None) and outcomes[-1] == ("complete", None)
-            assert ("aborted", "paper_end") in outcomes
-            assert sum(1 for j in rig.sim.printer.jobs if j["status"] == "complete") == 2
+
     run(go())
-    pngs = [pathlib.Path(j["png"]) for j in rig_jobs]
-    assert pngs and all(p.is_file() for p in pngs)
+    outcomes = [(j["status"], j["reason"]) for j in jobs(st)]
+    assert outcomes == [("complete", None), ("aborted", "paper_end"), ("complete", None)]
+    assert all(pathlib.Path(j["png"]).is_file() for j in jobs(st))
+    assert all(j["overruns"] == 0 and j["protocol_errors"] == 0 for j in jobs(st))
+
+
+def test_tcp_9100_link_dropped_mid_job_gives_link_lost_and_the_daemon_reconnects(
+        station: Callable[..., Station]) -> None:
+    st = station(only={PART}, options=TCP, config=FAST)
+
+    async def go() -> None:
+        async with st.client() as hal:
+            await st.until_online(hal, DEV)
+            await hal.subscribe("printer.status")
+            await control(st, "link_drop", after_bytes=2000)
+            r = await print_job(hal, "tcpdrop-1", template="payment_receipt", data=RECEIPT_DATA)
+            assert (r["status"], r["reason"]) == ("failed", "link_lost")
+            await status_event(hal, lambda d: d["state"] in ("starting", "no_device", "offline"))
+            await control(st, "link_restore")
+            await st.until_online(hal, DEV)
+            again = await print_job(hal, "tcpdrop-1", template="payment_receipt", data=RECEIPT_DATA)
+            assert (again["reason"], again["repeated"]) == ("link_lost", True)
+            r = await print_job(hal, "tcpdrop-2", template="health_slip", data=SLIP_DATA)
+            assert (r["status"], r["reason"]) == ("printed", None)
+            with pytest.raises(RpcError) as info:
+                await print_job(hal, "tcpdrop-3", document=doc({"type": "image", "png": "!!"}))
+            assert info.value.reason == "invalid_params"
+            assert (await hal.call("printer.status", {}))["last_job"]["job_id"] == "tcpdrop-2"
+
+    run(go())
+    complete = printed(st)
+    assert len(complete) == 1 and complete[0]["symbols"] == []  # the slip; no half receipt
