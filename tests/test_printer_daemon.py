@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
+import os
 import pathlib
 import unicodedata
 from collections.abc import Callable, Mapping
@@ -564,3 +565,47 @@ def test_tcp_9100_link_dropped_mid_job_gives_link_lost_and_the_daemon_reconnects
     run(go())
     complete = printed(st)
     assert len(complete) == 1 and complete[0]["symbols"] == []  # the slip; no half receipt
+
+
+# --- USB printer class (/dev/usb/lp*) ---------------------------------------------------------
+
+def test_usb_printer_class_node_prints_reads_status_back_and_survives_a_drop(
+        station: Callable[..., Station]) -> None:
+    """transport usb: the driver opens `<sim>/dev/usb/lp0` (a link to the simulator's pty) as a
+    character device, writes the job and reads DLE EOT / ASB replies back on the same fd, as
+    it does a bidirectional usblp node. What a pty cannot show of real usblp: see
+    simulators/escpos_printer PrinterSimulator.usb_node."""
+    st = station(only={PART}, options={PART: {"transport": "usb"}}, config=FAST)
+
+    async def go() -> None:
+        async with st.client() as hal:
+            await st.until_online(hal, DEV, paper="ok")
+            devices = (await hal.call("device.list"))["devices"]
+            assert any(d["device"] == DEV for d in devices)
+            r = await print_job(hal, "usb-1", template="payment_receipt", data=RECEIPT_DATA)
+            assert (r["status"], r["reason"]) == ("printed", None)
+            assert (await print_job(hal, "usb-1", template="payment_receipt",
+                                    data=RECEIPT_DATA))["repeated"] is True
+            await hal.subscribe("printer.status")
+            await control(st, "paper_out", after_lines=6)
+            r = await print_job(hal, "usb-2", template="payment_receipt", data=RECEIPT_DATA)
+            assert (r["status"], r["reason"]) == ("failed", "paper_out")
+            s = await hal.call("printer.status", {})  # DLE EOT 1-4 answered through the node
+            assert (s["paper"], s["error"], s["online"]) == ("out", "paper_out", False)
+            await control(st, "paper_refill")
+            await status_event(hal, lambda d: d.get("paper") == "ok" and d["state"] == "online")
+            await control(st, "link_drop", after_bytes=3000)
+            r = await print_job(hal, "usb-3", template="payment_receipt", data=RECEIPT_DATA)
+            assert (r["status"], r["reason"]) == ("failed", "link_lost")
+            await status_event(hal, lambda d: d["state"] in ("starting", "no_device"))
+            await control(st, "link_restore")
+            await st.until_online(hal, DEV)
+            r = await print_job(hal, "usb-4", template="health_slip", data=SLIP_DATA)
+            assert (r["status"], r["reason"]) == ("printed", None)
+
+    run(go())
+    outcomes = [(j["status"], j["reason"]) for j in jobs(st)]
+    assert outcomes == [("complete", None), ("aborted", "paper_end"), ("complete", None)]
+    assert jobs(st)[-1]["symbols"] == []
+    node = st.simdir / PART / "dev" / "usb" / "lp0"
+    assert node.is_symlink() and pathlib.Path(os.path.realpath(node)).is_char_device()

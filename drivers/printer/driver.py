@@ -156,6 +156,13 @@ class PrinterDriver(Driver):
                                          pathlib.Path(o.get("font_dir", FONT_DIR)),
                                          bool(o.get("native_qr", True)))
 
+    def plugged(self, options: Mapping[str, Any] | None = None) -> None:
+        # Hot-plug names the node it found `port`; a USB printer class node (usbmisc lp*) is
+        # this driver's `path`.
+        if options and "port" in options and self.options.get("transport") == "usb":
+            options = {**{k: v for k, v in options.items() if k != "port"}, "path": options["port"]}
+        super().plugged(options)
+
     def _opt(self, name: str, default: float) -> float:
         return float(self.options.get(name, default))
 
@@ -250,7 +257,8 @@ class PrinterDriver(Driver):
 
     # --- status ------------------------------------------------------------------------------
     async def _realtime(self, n: int, timeout_s: float) -> st.RealtimeStatus:
-        assert self._link is not None
+        if self._link is None:  # the link went while a caller waited for the query lock
+            raise HalError("link_lost", f"{self.device_id}: the printer link went away")
         fut: asyncio.Future[st.RealtimeStatus] = asyncio.get_running_loop().create_future()
         self._rt_waiters.append(fut)
         self._splitter.expect_realtime(n)
@@ -453,6 +461,7 @@ class PrinterDriver(Driver):
     async def _print_once(self, job_id: str, data: bytes, ctx: OperationContext) -> dict[str, Any]:
         if self._link is None:
             raise HalError("device_offline", f"{self.device_id} is not connected", state=str(self.state))
+        self.require_online()  # not while (re)connecting: connect() owns the link until online
         self._job_sent = 0
         lost: str | None = None
         result: dict[str, Any]

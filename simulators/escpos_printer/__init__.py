@@ -1,8 +1,10 @@
 """Simulated ESC/POS thermal printer (station part `escpos_printer`).
 
-Serves one printer on a pty (a 115200-baud serial line with XON/XOFF) and on TCP (port-9100
-style, free loopback port), interprets what the driver sends, answers DLE EOT and automatic
-status back, and renders each job to `<workdir>/escpos_printer/jobs/job-NNNN.png`.
+Serves one printer on a pty (a 115200-baud serial line with XON/XOFF; part option transport=usb
+hands the daemon the same pty under `<workdir>/escpos_printer/dev/usb/lp0`, opened as a USB
+printer class node) and on TCP (port-9100 style, free loopback port, transport=tcp), interprets
+what the driver sends, answers DLE EOT and automatic status back, and renders each job to
+`<workdir>/escpos_printer/jobs/job-NNNN.png`.
 
     python -m simulators.escpos_printer --dir run/printer
 
@@ -54,7 +56,23 @@ class PrinterSimulator:
         except KeyError:
             raise UnknownAction(action) from None
 
+    def usb_node(self) -> pathlib.Path:
+        """A stand-in for /dev/usb/lp0: a link to the pty's host end. A pty is a character
+        device the driver opens as it opens usblp (no termios set-up, replies read back on the
+        same fd); what it cannot show of a real usblp: no LPGETSTATUS ioctl, the kernel's USB
+        flow control (writes blocking while the printer NAKs), and printers whose usblp
+        interface is one-way, which never answer DLE EOT at all."""
+        node = self.printer.workdir / "dev" / "usb" / "lp0"
+        node.parent.mkdir(parents=True, exist_ok=True)
+        if node.is_symlink() or node.exists():
+            node.unlink()
+        node.symlink_to(self.pty.path)
+        return node
+
     def device_table(self, transport: str = "serial") -> dict[str, Any]:
+        if transport == "usb":
+            return {"driver": "printer", "transport": "usb", "path": str(self.usb_node()),
+                    "paper_mm": self.paper_mm}
         if transport == "tcp":
             return {"driver": "printer", "transport": "tcp", "host": "127.0.0.1",
                     "tcp_port": self.tcp.port, "paper_mm": self.paper_mm}
