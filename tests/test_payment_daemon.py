@@ -484,3 +484,22 @@ def test_garbage_from_the_terminal_is_ignored_and_a_broken_stream_reconnects(st:
             assert (await hal.call("payment.status", {}))["link"] == "up"
 
     run(go())
+
+
+def test_a_caller_that_stops_waiting_gets_the_outcome_with_the_same_key(st: Station) -> None:
+    async def go() -> None:
+        async with st.client() as hal:
+            await online(st, hal)
+            scenario(st, "slow")
+            with pytest.raises(RpcError) as err:  # the cardholder is still at the terminal
+                await hal.call("payment.pay", {"amount": 150000, "idempotency_key": "patience-1",
+                                               "reference": "patience-1", "timeout_ms": 1000})
+            assert err.value.reason == "timeout" and err.value.data["status"] == "pending"
+            assert (await hal.call("payment.status", {"idempotency_key": "patience-1"}))["settling"] is True
+            r = await pay(hal, "patience-1")  # waits for the same attempt: no second charge
+            assert r["status"] == "approved" and r["repeated"] is True
+            assert len(charges_for(st, "patience-1")) == 1
+            (entry,) = await attempts(hal, "patience-1")
+            assert [h["state"] for h in entry["history"]] == ["pending", "approved"]
+
+    run(go())
