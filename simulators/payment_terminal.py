@@ -1,10 +1,13 @@
 """A nexo payment terminal on loopback TCP, with its own durable ledger of what it charged.
 
-    python -m simulators.payment_terminal --dir run/sim [--port 0]
+    python -m simulators.payment_terminal --dir run/sim [--port 0] [--transport tcp|http]
 
 Wire: 4-byte big-endian length + nexo JSON (`protocols.nexo.framing`) on a persistent TCP
 connection; the terminal answers each request on the connection it came from and, during a
-payment, sends its display prompts there as `DisplayRequest` (MessageClass Device).
+payment, sends its display prompts there as `DisplayRequest` (MessageClass Device). With
+`transport=http` (`--part-option payment_terminal.transport=http`) it takes Adyen-style
+`POST /nexo` instead: one request per connection, the answer in the response body (a payment's
+when it is over), an empty body for an AbortRequest, and no prompts.
 
 The ledger (`<dir>/payment_terminal/ledger.jsonl`, one fsynced JSON line per change) is the
 terminal's truth: an approval is written there *before* the answer is sent, so a crash between
@@ -34,7 +37,7 @@ from typing import Any
 from protocols.errors import ProtocolError
 from protocols.nexo import framing
 from protocols.nexo import messages as m
-from simulators.base import StationPart, UnknownAction, workdir_path
+from simulators.base import StationPart, UnknownAction, serve_until_signalled, workdir_path
 
 SCENARIOS = ("approve", "decline", "cancel", "busy", "slow", "silent", "drop", "crash", "partial", "garbled")
 _BY_AMOUNT = dict(enumerate(SCENARIOS))  # amount % 1000 → scenario; approve is 0
@@ -98,9 +101,38 @@ class Connection:
             self.writer.close()
 
 
+class HttpExchange(Connection):
+    """One `POST /nexo`: the first response sent is its body; requests the terminal would push
+    (display prompts) have no way back over HTTP and are dropped."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        super().__init__(reader, writer)
+        self.done = asyncio.Event()
+
+    def send(self, message: Mapping[str, Any]) -> None:
+        if m.RESPONSE in message:
+            self.answer(m.encode(dict(message)))
+
+    def answer(self, body: bytes, status: str = "200 OK") -> None:
+        if self.done.is_set():
+            return
+        self.done.set()
+        if not self.closed and not self.writer.is_closing():
+            self.writer.write(f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\n"
+                              f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body)
+        self.close()
+
+    def close(self) -> None:
+        self.done.set()
+        super().close()
+
+
 class PaymentTerminal:
     def __init__(self, ledger_path: pathlib.Path, poi_id: str = "TERM-01", host: str = "127.0.0.1",
-                 port: int = 0) -> None:
+                 port: int = 0, transport: str = "tcp") -> None:
+        if transport not in ("tcp", "http"):
+            raise ValueError(f"transport {transport!r}: tcp or http")
+        self.transport = transport
         self.ledger_path = ledger_path
         self.poi_id = poi_id
         self.host, self.port = host, port
@@ -124,8 +156,12 @@ class PaymentTerminal:
             self.seen_service_ids.add((rec.get("sale_id", ""), rec["service_id"]))
 
     # --- life -------------------------------------------------------------------------------
+    @property
+    def _handler(self) -> Any:
+        return self._serve if self.transport == "tcp" else self._serve_http
+
     async def start(self) -> None:
-        self.server = await asyncio.start_server(self._serve, self.host, self.port)
+        self.server = await asyncio.start_server(self._handler, self.host, self.port)
         self.port = self.server.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:
@@ -160,7 +196,7 @@ class PaymentTerminal:
         self.ledger = Ledger(self.ledger_path)
         self.queue.clear()
         # Rebinding the same port: SO_REUSEADDR lets it through TIME_WAIT.
-        self.server = await asyncio.start_server(self._serve, self.host, self.port)
+        self.server = await asyncio.start_server(self._handler, self.host, self.port)
 
     def _spawn(self, coro: Any) -> asyncio.Task[Any]:
         task = asyncio.create_task(coro)
@@ -192,6 +228,37 @@ class PaymentTerminal:
                     await self._dispatch(conn, msg)
                 await writer.drain()
         except (ConnectionError, ProtocolError, asyncio.CancelledError):
+            pass
+        finally:
+            conn.close()
+            self.conns.discard(conn)
+
+    async def _serve_http(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """One request per connection, as the driver sends them: POST /nexo, JSON body."""
+        conn = HttpExchange(reader, writer)
+        self.conns.add(conn)
+        self.stats["connections"] += 1
+        try:
+            request = (await reader.readline()).split()
+            length = 0
+            while (line := await reader.readline()) not in (b"\r\n", b"\n", b""):
+                name, _, value = line.partition(b":")
+                if name.strip().lower() == b"content-length":
+                    length = int(value.strip())
+            if request[:2] != [b"POST", b"/nexo"] or not 0 < length <= framing.MAX_FRAME:
+                conn.answer(b"", "404 Not Found")
+                return
+            try:
+                msg = m.decode(await reader.readexactly(length))
+            except ProtocolError:
+                self.stats["malformed"] += 1
+                conn.answer(b"", "400 Bad Request")
+                return
+            await self._dispatch(conn, msg)
+            if msg.category != "Payment":
+                conn.answer(b"")  # nexo: an AbortRequest is answered with an empty body
+            await conn.done.wait()  # a payment's answer comes when the cardholder is done
+        except (ConnectionError, ValueError, IndexError, asyncio.IncompleteReadError, asyncio.CancelledError):
             pass
         finally:
             conn.close()
@@ -415,9 +482,10 @@ class PaymentTerminal:
 async def start_part(workdir: pathlib.Path, options: Mapping[str, Any]) -> StationPart:
     ledger = workdir_path(workdir, "payment_terminal/ledger.jsonl")
     term = PaymentTerminal(ledger, poi_id=str(options.get("poi_id", "TERM-01")),
-                           port=int(options.get("port", 0)))
+                           port=int(options.get("port", 0)), transport=str(options.get("transport", "tcp")))
     await term.start()
     device = {"driver": "payment", "host": "127.0.0.1", "port": term.port, "poi_id": term.poi_id,
+              "transport": term.transport,
               "sale_id": str(options.get("sale_id", "KIOSK-01")),
               # Short waits, so silence and InProgress are settled quickly on the simulated station.
               "response_timeout_s": float(options.get("response_timeout_s", 4.0)),
@@ -426,14 +494,12 @@ async def start_part(workdir: pathlib.Path, options: Mapping[str, Any]) -> Stati
                        stop=term.stop, actions=ACTIONS)
 
 
-async def _main(workdir: pathlib.Path, port: int) -> None:
-    term = PaymentTerminal(workdir_path(workdir, "payment_terminal/ledger.jsonl"), port=port)
+async def _main(workdir: pathlib.Path, port: int, transport: str) -> None:
+    term = PaymentTerminal(workdir_path(workdir, "payment_terminal/ledger.jsonl"), port=port,
+                           transport=transport)
     await term.start()
-    print(f"ready 127.0.0.1:{term.port}", flush=True)
-    try:
-        await asyncio.Event().wait()
-    finally:
-        await term.stop()
+    print(f"ready {transport} 127.0.0.1:{term.port}", flush=True)
+    await serve_until_signalled(term.stop)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -441,9 +507,10 @@ def main(argv: list[str] | None = None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dir", default="run/sim")
     ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--transport", choices=("tcp", "http"), default="tcp")
     ns = ap.parse_args(argv)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_main(pathlib.Path(ns.dir), ns.port))
+        asyncio.run(_main(pathlib.Path(ns.dir), ns.port, ns.transport))
     return 0
 
 

@@ -31,3 +31,14 @@ def test_kill_minus_nine_at_random_points_never_loses_or_doubles_a_charge() -> N
     assert "progress" in hit, summary
     assert {"pending", "unknown", "approved", "reversing"} <= set(summary["journal_after_kill"]), summary
     assert summary["outcomes"].get("approved", 0) >= 1 and summary["charges"] >= 1
+
+
+def test_the_same_over_http() -> None:
+    st = Station(only={pt.PART}, options={pt.PART: {"transport": "http"}}).start(daemon=False)
+    try:
+        trials = [pt.run_trial(st, t) for t in pt.plan(SEED + 1, 11)]
+        summary = pt.check(st, trials)
+    finally:
+        st.stop()
+    print(summary)
+    assert len(summary["killed_at"]) >= 6, summary

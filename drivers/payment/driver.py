@@ -31,12 +31,13 @@ import logging
 import os
 import pathlib
 import signal
+import ssl
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, ClassVar
 
 from drivers.base import DeviceState, Driver, HalError, OperationContext, rpc_method
 from drivers.payment.journal import Journal, restore
-from drivers.payment.link import FramedTcpLink, LinkClosed
+from drivers.payment.link import FramedTcpLink, HttpLink, LinkClosed
 from protocols import vietqr
 from protocols.errors import ProtocolError
 from protocols.nexo import messages as m
@@ -58,7 +59,16 @@ OPTIONS_SCHEMA: dict[str, Any] = {
         "driver": {"type": "string", "description": "always \"payment\""},
         "host": {"type": "string", "minLength": 1, "description": "the terminal's address on the LAN"},
         "port": {"type": "integer", "minimum": 1, "maximum": 65535,
-                 "description": "TCP port of its length-prefixed nexo service"},
+                 "description": "TCP port of its nexo service"},
+        "transport": {"type": "string", "enum": ["tcp", "http", "https"],
+                      "description": "tcp: 4-byte length-prefixed JSON on one connection, with display "
+                                     "prompts (default); http/https: POST per request (Adyen-style), "
+                                     "no prompts"},
+        "path": {"type": "string", "pattern": "^/", "description": "HTTP path (default /nexo)"},
+        "tls_ca_file": {"type": "string", "minLength": 1,
+                        "description": "https: the CA that signed the terminal's certificate"},
+        "tls_server_name": {"type": "string", "minLength": 1,
+                            "description": "https: the name in the terminal's certificate"},
         "poi_id": {"type": "string", "minLength": 1, "maxLength": 32,
                    "description": "the terminal's POIID"},
         "sale_id": {"type": "string", "minLength": 1, "maxLength": 32,
@@ -182,7 +192,7 @@ class PaymentDriver(Driver):
         self.sale_id = str(self.options.get("sale_id", "KIOSK-01"))
         self.poi_id = str(self.options.get("poi_id", "TERM-01"))
         self._journal: Journal | None = None
-        self._link: FramedTcpLink | None = None
+        self._link: FramedTcpLink | HttpLink | None = None
         self._up = asyncio.Event()
         self._waiters: dict[str, asyncio.Future[m.Message]] = {}
         self._activity = 0.0  # loop time of the last message from the terminal
@@ -219,8 +229,7 @@ class PaymentDriver(Driver):
     # --- link -------------------------------------------------------------------------------
     async def connect(self) -> None:
         self.journal  # noqa: B018 - opened (and its schema made) before anything is sent
-        link = FramedTcpLink(str(self.options["host"]), int(self.options["port"]), self._on_message,
-                             self._on_closed, self._opt("connect_timeout_s", 5.0))
+        link = self._make_link()
         try:
             await link.open()
         except (OSError, TimeoutError) as exc:
@@ -239,6 +248,19 @@ class PaymentDriver(Driver):
             raise HalError("no_device", "the terminal does not answer Login", code=-32002) from None
         self._publish()
         self._recover()
+
+    def _make_link(self) -> FramedTcpLink | HttpLink:
+        host, port = str(self.options["host"]), int(self.options["port"])
+        timeout = self._opt("connect_timeout_s", 5.0)
+        transport = str(self.options.get("transport", "tcp"))
+        if transport == "tcp":
+            return FramedTcpLink(host, port, self._on_message, self._on_closed, timeout)
+        tls = None
+        if transport == "https":
+            tls = ssl.create_default_context(cafile=self.options.get("tls_ca_file"))
+        return HttpLink(host, port, self._on_message, self._on_closed, timeout,
+                        str(self.options.get("path", "/nexo")), tls, self.options.get("tls_server_name"),
+                        answer_timeout=self._opt("response_timeout_s", 130.0) + 30.0)
 
     async def disconnect(self) -> None:
         self._up.clear()
