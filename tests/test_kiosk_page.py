@@ -1,0 +1,323 @@
+"""The demo kiosk page in a real browser: Debian's headless Chromium driven by Playwright, served
+by the bridge of a daemon on the simulated station (card, printer, scale, payment terminal, GPIO
+panel and, once it is there, the BLE station). Each resident flow end to end, its error
+messages, the English toggle, and refusals of a wrong token or Origin.
+
+Screenshots go to the test's tmp dir and to $HALSVC_SCREENSHOTS (default bench/out/kiosk/).
+No browser is downloaded: Playwright drives /usr/bin/chromium (tools/setup.sh TEST_PKGS).
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import re
+import shutil
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from harness import ROOT, Station
+
+from drivers.base import REASON_CODES
+from simulators.cccd_card.document import DEFAULT_CITIZEN
+
+os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
+playwright_api = pytest.importorskip("playwright.sync_api")
+expect = playwright_api.expect
+
+CHROMIUM = os.environ.get("HALSVC_CHROMIUM", "/usr/bin/chromium")
+if not pathlib.Path(CHROMIUM).exists():
+    pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
+
+WAIT_MS = 60_000  # a ceiling against hangs, not a measurement
+expect.set_options(timeout=WAIT_MS)
+PARTS = {"gpio_panel", "cccd_card", "escpos_printer", "serial_scale", "payment_terminal", "ble_station"}
+CAN = DEFAULT_CITIZEN["id_number"][-6:]
+SHOTS = pathlib.Path(os.environ.get("HALSVC_SCREENSHOTS") or ROOT / "bench" / "out" / "kiosk")
+
+
+class Kiosk:
+    def __init__(self, st: Station) -> None:
+        self.st = st
+        with st.sync_client() as hal:
+            status = hal.call("hal.status")
+            self.methods = {m["name"] for m in hal.call("rpc.discover")["methods"]}
+        self.ws_url = str(status["bridge"])
+        self.base = "http://" + self.ws_url.removeprefix("ws://").split("/", 1)[0]
+        self.token = (st.workdir / "state" / "kiosk.token").read_text().strip()
+
+    def url(self, lang: str = "vi", token: str | None = None) -> str:
+        return f"{self.base}/#token={token if token is not None else self.token}&lang={lang}"
+
+    def wait_event(self, topic: str, action: tuple[str, str, dict[str, Any]]) -> None:
+        """Do a control action and wait for the broadcast it causes (no sleeping)."""
+        with self.st.sync_client(timeout=WAIT_MS / 1000) as hal:
+            hal.subscribe(topic)
+            part, name, args = action
+            self.st.control(part, name, **args)
+            for ev in hal.events():
+                if ev["topic"] == topic:
+                    return
+
+
+@pytest.fixture(scope="module")
+def kiosk() -> Iterator[Kiosk]:
+    st = Station(only=PARTS, config={"bridge": {"enabled": True, "port": 0}}).start()
+    try:
+        wait_online(st, "idcard0", "printer0", "scale0", "payment0", "panel0")
+        yield Kiosk(st)
+    finally:
+        st.stop()
+
+
+def wait_online(st: Station, *devices: str) -> None:
+    """Wait on status events (READY=1 means the daemon serves; devices come up on their own)."""
+    with st.sync_client(timeout=WAIT_MS / 1000) as hal:
+        hal.subscribe("*.status")
+        pending = {d for d in devices if hal.call("device.status", {"device": d})["state"] != "online"}
+        events = hal.events()
+        while pending:
+            ev = next(events)
+            if ev["topic"].endswith(".status") and ev["data"].get("state") == "online":
+                pending.discard(ev["device"])
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with playwright_api.sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture
+def page(browser: Any, kiosk: Kiosk) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, device_scale_factor=1)
+    context.set_default_timeout(WAIT_MS)
+    pg = context.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda exc: errors.append(str(exc)))
+    try:
+        yield pg
+    finally:
+        context.close()
+    assert errors == [], errors  # no JavaScript error on any flow
+
+
+def shot(page: Any, tmp_path: pathlib.Path, name: str) -> None:
+    path = tmp_path / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    shutil.copy(path, SHOTS / path.name)
+
+
+def open_page(page: Any, kiosk: Kiosk, lang: str = "vi") -> None:
+    page.goto(kiosk.url(lang))
+    expect(page.locator("body")).to_have_attribute("data-ready", "true")
+    expect(page.locator("#link")).to_have_attribute("data-state", "up")
+
+
+# --- the ID card -------------------------------------------------------------------------------
+def test_tap_the_id_card_and_see_name_and_photo(page: Any, kiosk: Kiosk, tmp_path: pathlib.Path) -> None:
+    open_page(page, kiosk)
+    shot(page, tmp_path, "01-home")
+    kiosk.wait_event("idcard.card_removed", ("cccd_card", "remove", {}))
+    page.click("#tile-idcard")
+    page.fill("#can", CAN)
+    page.click("#idcard-read")
+    expect(page.locator("#idcard-status")).to_have_text(re.compile("Đặt thẻ căn cước lên đầu đọc"))
+    kiosk.st.control("cccd_card", "insert")  # the resident taps the card
+    expect(page.locator("#idcard-name")).to_have_text(DEFAULT_CITIZEN["full_name"])
+    expect(page.locator("#idcard-birth")).to_have_text("05/01/1993")
+    expect(page.locator("#idcard-check")).to_have_text("Hợp lệ")
+    photo = page.locator("#idcard-photo")
+    page.wait_for_function("document.getElementById('idcard-photo').naturalWidth > 0")
+    assert photo.evaluate("img => img.naturalHeight") > 100
+    shot(page, tmp_path, "02-idcard")
+    # The resident walks away: nothing of theirs stays on the screen.
+    kiosk.st.control("gpio_panel", "person_arrives")
+    kiosk.st.control("gpio_panel", "person_leaves")
+    expect(page.locator("#home")).to_be_visible()
+    assert page.locator("#idcard-name").text_content() == ""
+    assert photo.get_attribute("src") is None
+
+
+def test_card_pulled_mid_read_says_so_and_a_wrong_can_too(page: Any, kiosk: Kiosk,
+                                                          tmp_path: pathlib.Path) -> None:
+    open_page(page, kiosk)
+    page.click("#tile-idcard")
+    page.fill("#can", "999999")
+    page.click("#idcard-read")
+    status = page.locator("#idcard-status")
+    expect(status).to_have_attribute("data-reason", "wrong_access_key")
+    expect(status).to_have_text(re.compile("Mã CAN không đúng"))
+    kiosk.st.control("cccd_card", "reset_stats")
+    kiosk.st.control("cccd_card", "pull_after", apdus=8)
+    page.fill("#can", CAN)
+    page.click("#idcard-read")
+    expect(status).to_have_attribute("data-reason", "card_removed")
+    expect(status).to_have_text(re.compile("Thẻ bị lấy ra khi đang đọc"))
+    shot(page, tmp_path, "03-idcard-removed")
+    page.click("#lang")
+    expect(status).to_have_text(re.compile("The card was taken away during the read"))
+    kiosk.wait_event("idcard.card_present", ("cccd_card", "insert", {}))
+
+
+# --- blood pressure ----------------------------------------------------------------------------
+def test_blood_pressure_with_a_live_cuff_gauge_or_not_available(page: Any, kiosk: Kiosk,
+                                                                tmp_path: pathlib.Path) -> None:
+    open_page(page, kiosk)
+    tile = page.locator("#tile-bp")
+    if "health.measure" not in kiosk.methods:
+        expect(tile).to_be_disabled()
+        expect(tile.locator(".na")).to_be_visible()
+        expect(tile.locator(".na")).to_have_text("Không có trên trạm này")
+        shot(page, tmp_path, "04-bp-not-available")
+        return
+    expect(tile).to_be_enabled()
+    tile.click()
+    page.evaluate("""() => { window.cuffSeen = [];
+        new MutationObserver(() => window.cuffSeen.push(Number(document.getElementById('bp-cuff').textContent)))
+          .observe(document.getElementById('bp-cuff'), {childList: true, characterData: true, subtree: true}); }""")
+    page.click("#bp-start")
+    expect(page.locator("#bp-result")).to_be_visible()
+    expect(page.locator("#bp-status")).to_have_attribute("data-kind", "ok")
+    seen = page.evaluate("window.cuffSeen")
+    assert max(seen) > 100, seen  # the gauge moved with the cuff while it inflated
+    assert page.locator("#bp-sys").text_content().isdigit()
+    assert page.locator("#bp-dia").text_content().isdigit()
+    shot(page, tmp_path, "04-bp")
+
+
+# --- weight and BMI ----------------------------------------------------------------------------
+def test_weigh_in_with_bmi(page: Any, kiosk: Kiosk, tmp_path: pathlib.Path) -> None:
+    open_page(page, kiosk)
+    page.click("#tile-weigh")
+    page.fill("#height", "160")
+    page.click("#weigh-start")
+    expect(page.locator("#weigh-status")).to_have_text(re.compile("Mời bước lên cân"))
+    kiosk.st.control("serial_scale", "step_on", kg=64, settle_s=0.5)
+    expect(page.locator("#weigh-bmi")).to_have_text("25,0")
+    expect(page.locator("#weigh-kg")).to_have_text("64,0")
+    expect(page.locator("#weigh-class")).to_have_text("Béo phì")
+    shot(page, tmp_path, "05-weigh")
+    kiosk.st.control("serial_scale", "step_off")
+
+
+# --- paying the water bill and the receipt ------------------------------------------------------
+def test_pay_the_water_bill_by_card_and_print_the_receipt(page: Any, kiosk: Kiosk,
+                                                          tmp_path: pathlib.Path) -> None:
+    before = len(kiosk.st.control("escpos_printer", "jobs")["jobs"])
+    open_page(page, kiosk)
+    page.click("#tile-pay")
+    expect(page.locator("#bill-amount")).to_have_text(re.compile("150.000 ₫"))
+    page.click("#pay-card")
+    status = page.locator("#pay-status")
+    expect(status).to_have_attribute("data-outcome", "approved")
+    expect(status).to_have_text("Thanh toán thành công.")
+    page.click("#receipt-print")
+    expect(page.locator("#receipt-status")).to_have_attribute("data-outcome", "printed")
+    page.wait_for_function("document.getElementById('receipt-img').naturalWidth === 576")
+    shot(page, tmp_path, "06-pay-card-receipt")
+    page.click("#receipt-print")  # pressed again: the same job id, no second receipt
+    expect(page.locator("#receipt-status")).to_have_attribute("data-outcome", "printed")
+    assert len(kiosk.st.control("escpos_printer", "jobs")["jobs"]) == before + 1
+    ledger = kiosk.st.control("payment_terminal", "ledger")
+    assert any(r.get("amount") == 150000 for r in ledger["records"])
+
+
+def test_a_declined_card_says_so_and_the_retry_is_a_new_payment(page: Any, kiosk: Kiosk,
+                                                                 tmp_path: pathlib.Path) -> None:
+    open_page(page, kiosk)
+    page.click("#tile-pay")
+    kiosk.st.control("payment_terminal", "scenario", name="decline")
+    page.click("#pay-card")
+    status = page.locator("#pay-status")
+    expect(status).to_have_attribute("data-outcome", "declined")
+    expect(status).to_have_text(re.compile("Thẻ bị từ chối"))
+    shot(page, tmp_path, "07-pay-declined")
+    page.click("#pay-card")  # a new key: the terminal approves this one
+    expect(status).to_have_attribute("data-outcome", "approved")
+
+
+def test_pay_by_vietqr_and_paper_out_is_explained(page: Any, kiosk: Kiosk, tmp_path: pathlib.Path) -> None:
+    open_page(page, kiosk, lang="en")
+    page.click("#tile-pay")
+    page.click("#pay-qr")
+    qr = page.locator("#pay-qr-img")
+    expect(qr).to_be_visible()
+    page.wait_for_function("document.getElementById('pay-qr-img').naturalWidth > 100")
+    assert qr.get_attribute("data-payload").startswith("000201")
+    shot(page, tmp_path, "08-vietqr")
+    page.click("#pay-qr-done")
+    kiosk.wait_event("printer.status", ("escpos_printer", "paper_out", {}))
+    try:
+        page.click("#receipt-print")
+        status = page.locator("#receipt-status")
+        expect(status).to_have_attribute("data-reason", "paper_out")
+        expect(status).to_have_text(re.compile("The printer is out of paper.*Your payment still stands"))
+        page.wait_for_function("document.getElementById('receipt-img').naturalWidth === 576")
+        shot(page, tmp_path, "09-paper-out")
+    finally:
+        kiosk.wait_event("printer.status", ("escpos_printer", "paper_refill", {}))
+
+
+def test_english_toggle(page: Any, kiosk: Kiosk, tmp_path: pathlib.Path) -> None:
+    open_page(page, kiosk)
+    expect(page.locator("h1")).to_have_text("Trạm Công dân số")
+    page.click("#lang")
+    expect(page.locator("h1")).to_have_text("Digital Citizen Station")
+    expect(page.locator("#tile-weigh")).to_contain_text("Weight and BMI")
+    expect(page.locator("#lang")).to_have_text("VI")
+    shot(page, tmp_path, "10-english")
+    page.click("#lang")
+    expect(page.locator("#tile-weigh")).to_contain_text("Cân và chỉ số BMI")
+
+
+def test_touch_targets_are_large(page: Any, kiosk: Kiosk) -> None:
+    open_page(page, kiosk)
+    for sel in ("#lang", ".tile"):
+        box = page.locator(sel).first.bounding_box()
+        assert box["height"] >= 64 and box["width"] >= 64, (sel, box)
+    page.click("#tile-pay")
+    for sel in ("#pay-card", "#pay-qr", "#pay .back"):
+        box = page.locator(sel).bounding_box()
+        assert box["height"] >= 64, (sel, box)
+
+
+def test_every_error_reason_has_a_message_in_both_languages() -> None:
+    text = (ROOT / "halsvc" / "kiosk" / "i18n.js").read_text(encoding="utf-8")
+    vi, en = text.split("\n  en: {", 1)
+    reasons = set(REASON_CODES) | {"invalid_params", "method_not_found", "internal_error", "interrupted",
+                                   "message_too_large", "parse_error", "invalid_request"}
+    for reason in sorted(reasons):
+        assert f'"reason.{reason}":' in vi, f"no Vietnamese message for {reason}"
+        assert f'"reason.{reason}":' in en, f"no English message for {reason}"
+
+
+# --- refusals ----------------------------------------------------------------------------------
+OPEN_WS = """async (url) => await new Promise((resolve) => {
+    const ws = new WebSocket(url);
+    ws.onopen = () => { ws.close(); resolve("open"); };
+    ws.onerror = () => resolve("refused");
+})"""
+
+
+def test_a_wrong_token_or_origin_is_refused(page: Any, kiosk: Kiosk, tmp_path: pathlib.Path) -> None:
+    page.goto(kiosk.url(token="not-the-token"))
+    expect(page.locator("#link")).to_have_attribute("data-state", "refused")
+    expect(page.locator("#banner")).to_have_text(re.compile("không được phép kết nối"))
+    expect(page.locator("#tile-idcard")).to_be_visible()
+    assert page.locator("body").get_attribute("data-ready") is None
+    shot(page, tmp_path, "11-refused-token")
+    good = f"{kiosk.ws_url}?token={kiosk.token}"
+    # The right token from the bridge's own page opens; from any other origin it does not.
+    page.goto(kiosk.url())
+    assert page.evaluate(OPEN_WS, good) == "open"
+    page.goto("about:blank")
+    assert page.evaluate(OPEN_WS, good) == "refused"
+    page.set_content("<p>another page</p>")
+    assert page.evaluate(OPEN_WS, good) == "refused"
