@@ -112,10 +112,13 @@ FLOWS: list[tuple[str, str, Exchange]] = [
     ("Measure blood pressure",
      "Live cuff pressure arrives as progress events while the cuff inflates and deflates.", [
          ("->", _req(7, "health.measure", {"kind": "blood_pressure", "timeout_ms": 120000})),
-         ("<-", _ev("health.progress", "health0", 6,
-                    {"kind": "blood_pressure", "cuff_pressure_mmhg": 152.0}, 7)),
-         ("<-", _ok(7, {"kind": "blood_pressure", "systolic_mmhg": 118.0, "diastolic_mmhg": 76.0,
-                        "pulse_bpm": 72.0})),
+         ("<-", _ev("health.progress", "health0", 6, {"stage": "connected", "address": "AA:10:00:00:00:01",
+                                                      "name": "HAL BP Cuff"}, 7)),
+         ("<-", _ev("health.cuff_pressure", "health0", 7, {"pressure_mmhg": 152.0}, 7)),
+         ("<-", _ok(7, {"kind": "blood_pressure", "device": {"address": "AA:10:00:00:00:01",
+                                                            "name": "HAL BP Cuff", "battery_percent": 90},
+                        "timestamp": "2026-12-04T09:15:40", "status": [], "systolic_mmhg": 118.0,
+                        "diastolic_mmhg": 76.0, "mean_arterial_mmhg": 90.0, "pulse_bpm": 72.0})),
      ]),
     ("Weigh in, with BMI",
      "The scale reports each reading as progress until the weight is stable.", [

@@ -65,7 +65,8 @@ class Kiosk:
 def kiosk() -> Iterator[Kiosk]:
     st = Station(only=PARTS, config={"bridge": {"enabled": True, "port": 0}}).start()
     try:
-        wait_online(st, "idcard0", "printer0", "scale0", "payment0", "panel0")
+        wait_online(st, "idcard0", "printer0", "scale0", "payment0", "panel0",
+                    *(["health0"] if "health0" in st.config_path.read_text() else []))
         yield Kiosk(st)
     finally:
         st.stop()
@@ -134,7 +135,7 @@ def test_tap_the_id_card_and_see_name_and_photo(page: Any, kiosk: Kiosk, tmp_pat
     expect(page.locator("#idcard-birth")).to_have_text("05/01/1993")
     expect(page.locator("#idcard-check")).to_have_text("Hợp lệ")
     photo = page.locator("#idcard-photo")
-    page.wait_for_function("document.getElementById('idcard-photo').naturalWidth > 0")
+    page.wait_for_function("() => document.getElementById('idcard-photo').naturalWidth > 0")
     assert photo.evaluate("img => img.naturalHeight") > 100
     shot(page, tmp_path, "02-idcard")
     # The resident walks away: nothing of theirs stays on the screen.
@@ -167,6 +168,14 @@ def test_card_pulled_mid_read_says_so_and_a_wrong_can_too(page: Any, kiosk: Kios
 
 
 # --- blood pressure ----------------------------------------------------------------------------
+WATCH_CUFF = """() => {
+    const gauge = document.getElementById('bp-cuff');
+    window.cuffSeen = [];
+    new MutationObserver(() => window.cuffSeen.push(Number(gauge.textContent)))
+      .observe(gauge, {childList: true, characterData: true, subtree: true});
+}"""
+
+
 def test_blood_pressure_with_a_live_cuff_gauge_or_not_available(page: Any, kiosk: Kiosk,
                                                                 tmp_path: pathlib.Path) -> None:
     open_page(page, kiosk)
@@ -179,9 +188,7 @@ def test_blood_pressure_with_a_live_cuff_gauge_or_not_available(page: Any, kiosk
         return
     expect(tile).to_be_enabled()
     tile.click()
-    page.evaluate("""() => { window.cuffSeen = [];
-        new MutationObserver(() => window.cuffSeen.push(Number(document.getElementById('bp-cuff').textContent)))
-          .observe(document.getElementById('bp-cuff'), {childList: true, characterData: true, subtree: true}); }""")
+    page.evaluate(WATCH_CUFF)
     page.click("#bp-start")
     expect(page.locator("#bp-result")).to_be_visible()
     expect(page.locator("#bp-status")).to_have_attribute("data-kind", "ok")
@@ -190,6 +197,11 @@ def test_blood_pressure_with_a_live_cuff_gauge_or_not_available(page: Any, kiosk
     assert page.locator("#bp-sys").text_content().isdigit()
     assert page.locator("#bp-dia").text_content().isdigit()
     shot(page, tmp_path, "04-bp")
+    kiosk.st.control("ble_station", "cuff_error")
+    page.click("#bp-start")
+    status = page.locator("#bp-status")
+    expect(status).to_have_attribute("data-reason", "cuff_error")
+    expect(status).to_have_text(re.compile("Vòng bít quấn chưa đúng"))
 
 
 # --- weight and BMI ----------------------------------------------------------------------------
@@ -220,7 +232,7 @@ def test_pay_the_water_bill_by_card_and_print_the_receipt(page: Any, kiosk: Kios
     expect(status).to_have_text("Thanh toán thành công.")
     page.click("#receipt-print")
     expect(page.locator("#receipt-status")).to_have_attribute("data-outcome", "printed")
-    page.wait_for_function("document.getElementById('receipt-img').naturalWidth === 576")
+    page.wait_for_function("() => document.getElementById('receipt-img').naturalWidth === 576")
     shot(page, tmp_path, "06-pay-card-receipt")
     page.click("#receipt-print")  # pressed again: the same job id, no second receipt
     expect(page.locator("#receipt-status")).to_have_attribute("data-outcome", "printed")
@@ -249,7 +261,7 @@ def test_pay_by_vietqr_and_paper_out_is_explained(page: Any, kiosk: Kiosk, tmp_p
     page.click("#pay-qr")
     qr = page.locator("#pay-qr-img")
     expect(qr).to_be_visible()
-    page.wait_for_function("document.getElementById('pay-qr-img').naturalWidth > 100")
+    page.wait_for_function("() => document.getElementById('pay-qr-img').naturalWidth > 100")
     assert qr.get_attribute("data-payload").startswith("000201")
     shot(page, tmp_path, "08-vietqr")
     page.click("#pay-qr-done")
@@ -259,7 +271,7 @@ def test_pay_by_vietqr_and_paper_out_is_explained(page: Any, kiosk: Kiosk, tmp_p
         status = page.locator("#receipt-status")
         expect(status).to_have_attribute("data-reason", "paper_out")
         expect(status).to_have_text(re.compile("The printer is out of paper.*Your payment still stands"))
-        page.wait_for_function("document.getElementById('receipt-img').naturalWidth === 576")
+        page.wait_for_function("() => document.getElementById('receipt-img').naturalWidth === 576")
         shot(page, tmp_path, "09-paper-out")
     finally:
         kiosk.wait_event("printer.status", ("escpos_printer", "paper_refill", {}))

@@ -335,7 +335,8 @@ class BleHealthDriver(Driver):
                 params=MEASURE_PARAMS, result=MEASURE_RESULT, long=True, citizen_data=True, exclusive=False,
                 errors=("device_offline", "no_device", "not_paired", "link_lost", "timeout", "cancelled",
                         "invalid_reading", "cuff_error", "no_finger", "unstable_weight", "device_busy",
-                        "not_supported"))
+                        "not_supported"),
+                events=("health.progress", "health.cuff_pressure", "health.live"))
     async def measure(self, params: dict[str, Any], ctx: OperationContext) -> dict[str, Any]:
         self.require_online()
         kind = str(params["kind"])

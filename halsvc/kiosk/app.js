@@ -219,6 +219,7 @@ async function readIdCard() {
     $("idcard-check").textContent = t(valid ? "idcard.valid" : "idcard.invalid");
     if (card.face && card.face.data) $("idcard-photo").src = `data:${card.face.mime};base64,${card.face.data}`;
     $("idcard-person").hidden = false;
+    $("can").value = "";  // the CAN is the card's key: not left on screen
     setStatus(status, "idcard.done", {}, "ok");
   } catch (err) {
     showError(status, err);
@@ -274,11 +275,14 @@ async function measureBp() {
   busy(button, true);
   $("bp-result").hidden = true;
   setCuff(0);
-  setStatus(status, "bp.measuring");
+  setStatus(status, "bp.connecting");
   try {
-    const r = await call("health.measure", {kind: "blood_pressure", timeout_ms: 180000}, (data) => {
-      const cuff = field(data, "cuff_pressure", "cuff_pressure_mmhg", "pressure");
-      if (cuff !== null) setCuff(cuff);
+    const r = await call("health.measure", {kind: "blood_pressure", timeout_ms: 180000}, (data, ev) => {
+      if (ev.topic === "health.cuff_pressure" && typeof data.pressure_mmhg === "number") {
+        setCuff(data.pressure_mmhg);
+      } else if (ev.topic === "health.progress") {
+        setStatus(status, data.stage === "measuring" ? "bp.measuring" : "bp.connecting");
+      }
     });
     const values = r.values || r;
     const sys = field(values, "systolic", "systolic_mmhg");
