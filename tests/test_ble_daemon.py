@@ -153,3 +153,25 @@ def test_devices_lists_known_and_discovered_with_battery(ble: Station) -> None:
         assert not devices[OXIMETER]["known"] and devices[OXIMETER]["kinds"] == ["spo2"]
 
     session(ble, body)
+
+
+def test_a_configured_device_wins_over_a_discovered_one_after_a_restart(ble: Station) -> None:
+    known = [{"address": CUFF, "kinds": ["blood_pressure"]},
+             {"name": "HAL Body Scale*", "kinds": ["weight", "body_composition"]},
+             {"name": "BerryMed", "kinds": ["spo2"]}]
+    ble.write_config(devices={"health0": {"known": known}})
+    ble.restart_daemon()
+
+    async def body(hal: AsyncClient) -> None:
+        await ble.until_online(hal, "health0")
+        # Both oximeters advertise; the configured one is taken even if the other is seen first.
+        r = await measure(hal, "spo2")
+        assert r["device"]["address"] == BERRYMED
+        devices = {d["address"]: d for d in (await hal.call("health.devices"))["devices"]}
+        assert devices[BERRYMED]["known"] and OXIMETER not in devices
+
+    try:
+        session(ble, body)
+    finally:
+        ble.write_config()
+        ble.restart_daemon()

@@ -100,6 +100,11 @@ OPTIONS_SCHEMA: dict[str, Any] = {
                                "description": "default wait for a reading once connected"},
         "steady_frames": {"type": "integer", "minimum": 1,
                           "description": "BerryMed: valid frames in a row that make a reading"},
+        "prefer_known_ms": {"type": "integer", "minimum": 0,
+                            "description": "how long a scan waits for a configured device of the kind "
+                                           "once only discovered ones are seen"},
+        "racp_timeout_ms": {"type": "integer", "minimum": 100,
+                            "description": "wait for the cuff's record access control point to answer"},
         "no_finger_ms": {"type": "integer", "minimum": 0,
                          "description": "BerryMed/PLX: no finger this long fails with no_finger"},
     },
@@ -268,14 +273,25 @@ class BleHealthDriver(Driver):
     def _changed(self, s: Session) -> None:
         self.emit("health.device", s.describe())
 
-    async def _scan(self, want: Any, uuids: list[str] | None, wait_s: float) -> Session | None:
-        """Scan until a device satisfies `want(device, adv)`; None after `wait_s`."""
+    async def _scan(self, want: Any, uuids: list[str] | None, wait_s: float,
+                    preferred: Any = None, grace_s: float = 0.0) -> Session | None:
+        """Scan until a device satisfies `want(device, adv)`; None after `wait_s`. With
+        `preferred`, a device it accepts wins over others seen up to `grace_s` before it."""
         loop = asyncio.get_running_loop()
         found: asyncio.Future[tuple[BLEDevice, AdvertisementData]] = loop.create_future()
+        fallback: list[asyncio.TimerHandle] = []
+
+        def settle(device: BLEDevice, adv: AdvertisementData) -> None:
+            if not found.done():
+                found.set_result((device, adv))
 
         def seen(device: BLEDevice, adv: AdvertisementData) -> None:
-            if not found.done() and want(device, adv):
-                found.set_result((device, adv))
+            if found.done() or not want(device, adv):
+                return
+            if preferred is None or preferred(device):
+                settle(device, adv)
+            elif not fallback:
+                fallback.append(loop.call_later(grace_s, settle, device, adv))
 
         try:
             async with BleakScanner(detection_callback=seen, service_uuids=uuids,
@@ -286,6 +302,9 @@ class BleHealthDriver(Driver):
             return None
         except (BleakError, EOFError) as exc:
             raise HalError("hardware_error", f"scanning failed ({type(exc).__name__})") from None
+        finally:
+            for timer in fallback:
+                timer.cancel()
         return self._session(device, list(adv.service_uuids))
 
     async def _pick(self, kind: str, address: str | None, ctx: OperationContext) -> Session:
@@ -310,7 +329,10 @@ class BleHealthDriver(Driver):
                 return False
             return discover or self._is_known(device)
 
-        found = await self._scan(want, None if address else KIND_SERVICES[kind], timeout)
+        # A configured device of the kind beats a discovered one seen a moment before it.
+        known_kind = address is None and any(kind in e.get("kinds", [kind]) for e in self.known)
+        found = await self._scan(want, None if address else KIND_SERVICES[kind], timeout,
+                                 self._is_known if known_kind else None, self._ms("prefer_known_ms", 1500))
         if found is None:
             # A device BlueZ knows (bonded) may be reachable without advertising to us.
             if candidates:
@@ -413,26 +435,40 @@ class BleHealthDriver(Driver):
                         ctx.progress("health.cuff_pressure", {"pressure_mmhg": p})
 
         stored: list[dict[str, Any]] = []
+        early: list[bytes] = []  # a reading that came while the control point was still answering
         if s.has(ICP):
             await sub(ICP, "icp")
         if s.has(RACP):
             await sub(RACP, "racp")
             await sub(BPM, "bpm")
-            stored = await self._stored_records(s, q, live)
+            try:
+                async with asyncio.timeout(self._ms("racp_timeout_ms", 10000)):
+                    stored = await self._stored_records(s, q, live, early)
+            except TimeoutError:
+                log.info("%s: no answer on the record access control point", s.address,
+                         extra={"reason": "racp_timeout"})
         else:
             await sub(BPM, "bpm")
         ctx.progress("health.progress", {"stage": "measuring", "address": s.address})
-        raw = await self._next(q, {"bpm"}, s, live)
+        raw = early[0] if early else await self._next(q, {"bpm"}, s, live)
         result = readings.blood_pressure_result(
             readings.parse(readings.DECODERS["blood_pressure"], raw, "cuff"))
         if stored:
             result["stored"] = stored
         return result
 
-    async def _stored_records(self, s: Session, q: asyncio.Queue[Any], live: Any) -> list[dict[str, Any]]:
-        """RACP: how many readings the cuff holds from before we connected; fetch, then delete them."""
+    async def _stored_records(self, s: Session, q: asyncio.Queue[Any], live: Any,
+                              early: list[bytes]) -> list[dict[str, Any]]:
+        """RACP: how many readings the cuff holds from before we connected; fetch, then delete them.
+        A measurement outside the transfer (before or after it) is kept in `early`."""
+        def keep(tag: str, raw: bytes) -> None:
+            if tag == "bpm":
+                early.append(raw)
+            else:
+                live(tag, raw)
+
         def response() -> Any:
-            return self._next(q, {"racp"}, s, live)
+            return self._next(q, {"racp"}, s, keep)
 
         await s.write(RACP, racp.report_number_of_records())
         try:

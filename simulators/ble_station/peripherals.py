@@ -55,9 +55,21 @@ class Cuff(Peripheral):
                          self.time_service(), self.battery_service()]
         self.advertised = [uuid16(0x1810)]
         self._measuring = False
+        self._start_after_racp = False
 
     def _subscribed(self, on: bool) -> None:
-        if on and self.auto_start:
+        if not on:
+            self._start_after_racp = False
+        elif self.auto_start and self.racp.notifying:
+            # A cuff either transfers its memory or measures: with the control point in use it
+            # measures once the central is done asking (no records, or the transfer ended).
+            self._start_after_racp = True
+        elif self.auto_start:
+            self.start()
+
+    def _racp_done(self) -> None:
+        if self._start_after_racp:
+            self._start_after_racp = False
             self.start()
 
     def start(self) -> None:
@@ -99,6 +111,8 @@ class Cuff(Peripheral):
         op, operator, _operand = racp.decode_request(data)
         if op == racp.REPORT_NUMBER_OF_RECORDS:
             self.notify(self.racp, racp.number_of_records(len(self.stored)))
+            if not self.stored:
+                self._racp_done()
         elif op == racp.REPORT_STORED_RECORDS:
             if operator != racp.OP_ALL:
                 self.notify(self.racp, racp.response_code(op, 4))  # operator not supported
@@ -106,6 +120,7 @@ class Cuff(Peripheral):
             for record in self.stored:
                 self.notify(self.measurement, self._encode(record, tuple(record["timestamp"])))
             self.notify(self.racp, racp.response_code(op, racp.SUCCESS if self.stored else 6))
+            self._racp_done()
         elif op == racp.DELETE_STORED_RECORDS:
             self.stored.clear()
             self.notify(self.racp, racp.response_code(op, racp.SUCCESS))
