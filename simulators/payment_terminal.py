@@ -29,6 +29,7 @@ import contextlib
 import json
 import os
 import pathlib
+import ssl
 import sys
 import traceback
 from collections.abc import Mapping
@@ -129,10 +130,11 @@ class HttpExchange(Connection):
 
 class PaymentTerminal:
     def __init__(self, ledger_path: pathlib.Path, poi_id: str = "TERM-01", host: str = "127.0.0.1",
-                 port: int = 0, transport: str = "tcp") -> None:
+                 port: int = 0, transport: str = "tcp", tls: ssl.SSLContext | None = None) -> None:
         if transport not in ("tcp", "http"):
             raise ValueError(f"transport {transport!r}: tcp or http")
         self.transport = transport
+        self.tls = tls  # http only: HTTPS with this server context
         self.ledger_path = ledger_path
         self.poi_id = poi_id
         self.host, self.port = host, port
@@ -161,7 +163,7 @@ class PaymentTerminal:
         return self._serve if self.transport == "tcp" else self._serve_http
 
     async def start(self) -> None:
-        self.server = await asyncio.start_server(self._handler, self.host, self.port)
+        self.server = await asyncio.start_server(self._handler, self.host, self.port, ssl=self.tls)
         self.port = self.server.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:
@@ -196,7 +198,7 @@ class PaymentTerminal:
         self.ledger = Ledger(self.ledger_path)
         self.queue.clear()
         # Rebinding the same port: SO_REUSEADDR lets it through TIME_WAIT.
-        self.server = await asyncio.start_server(self._handler, self.host, self.port)
+        self.server = await asyncio.start_server(self._handler, self.host, self.port, ssl=self.tls)
 
     def _spawn(self, coro: Any) -> asyncio.Task[Any]:
         task = asyncio.create_task(coro)
@@ -479,13 +481,50 @@ class PaymentTerminal:
         raise UnknownAction(action)
 
 
+TLS_NAME = "terminal.local"
+
+
+def self_signed(directory: pathlib.Path) -> tuple[pathlib.Path, pathlib.Path]:
+    """A certificate for TLS_NAME signed by itself (the driver trusts it as its CA), and its key."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, TLS_NAME)])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=2))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(TLS_NAME)]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = directory / "terminal-cert.pem", directory / "terminal-key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
 async def start_part(workdir: pathlib.Path, options: Mapping[str, Any]) -> StationPart:
     ledger = workdir_path(workdir, "payment_terminal/ledger.jsonl")
+    transport = str(options.get("transport", "tcp"))
+    tls: ssl.SSLContext | None = None
+    extra: dict[str, Any] = {}
+    if transport == "https":  # HTTP over TLS with a throwaway certificate the driver is told to trust
+        cert, key = self_signed(ledger.parent)
+        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        tls.load_cert_chain(cert, key)
+        extra = {"tls_ca_file": str(cert), "tls_server_name": TLS_NAME}
     term = PaymentTerminal(ledger, poi_id=str(options.get("poi_id", "TERM-01")),
-                           port=int(options.get("port", 0)), transport=str(options.get("transport", "tcp")))
+                           port=int(options.get("port", 0)),
+                           transport="http" if transport == "https" else transport, tls=tls)
     await term.start()
     device = {"driver": "payment", "host": "127.0.0.1", "port": term.port, "poi_id": term.poi_id,
-              "transport": term.transport,
+              "transport": transport, **extra,
               "sale_id": str(options.get("sale_id", "KIOSK-01")),
               # Short waits, so silence and InProgress are settled quickly on the simulated station.
               "response_timeout_s": float(options.get("response_timeout_s", 4.0)),

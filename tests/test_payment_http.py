@@ -1,6 +1,6 @@
 """The same payments over the other wire: Adyen-style `POST /nexo` (one request per connection,
 the answer in the response body, an empty body for an AbortRequest, no display prompts), with
-the driver and simulator both on `transport = "http"`."""
+the driver and simulator both on `transport = "http"`, then the same over TLS."""
 
 from __future__ import annotations
 
@@ -17,9 +17,10 @@ from halsvc.client import AsyncClient, RpcError
 PART, DEV = "payment_terminal", "payment0"
 
 
-@pytest.fixture(scope="module")
-def st() -> Iterator[Station]:
-    station = Station(only={PART}, options={PART: {"transport": "http"}}).start()
+@pytest.fixture(scope="module", params=["http", "https"])
+def st(request: pytest.FixtureRequest) -> Iterator[Station]:
+    # https: the simulator's throwaway certificate, which the driver is told to trust and name.
+    station = Station(only={PART}, options={PART: {"transport": request.param}}).start()
     try:
         yield station
     finally:
