@@ -132,6 +132,7 @@ def test_cuff_error_and_no_finger(ble: Station) -> None:
         assert (err.reason, err.data["status"]) == ("cuff_error", ["cuff_too_loose"])
         ble.control("ble_station", "no_finger", device="oximeter")
         assert (await failure(hal, "spo2", address=OXIMETER)).reason == "no_finger"
+        ble.control("ble_station", "no_finger", device="oximeter", on=False)
         ble.control("ble_station", "no_finger", device="berrymed")
         assert (await failure(hal, "spo2", address="BerryMed")).reason == "no_finger"
         ble.control("ble_station", "no_finger", device="berrymed", on=False)
@@ -176,3 +177,40 @@ def test_no_reading_reaches_the_daemon_log(ble: Station) -> None:
     session(ble, body)
     log = ble.log()
     assert not re.search(r"\b(173|109)\b", log)
+
+
+def test_two_devices_measure_at_once_but_one_device_serves_one_request(ble: Station) -> None:
+    async def body(hal: AsyncClient) -> None:
+        bp, spo2 = await asyncio.gather(measure(hal, "blood_pressure"),
+                                        measure(hal, "spo2", address=OXIMETER))
+        assert bp["systolic_mmhg"] == 120.0 and spo2["spo2_percent"] == 97.0
+        measuring = asyncio.Event()
+        first = asyncio.ensure_future(hal.call(
+            "health.measure", {"kind": "blood_pressure"},
+            on_progress=lambda ev: ev["data"].get("stage") == "measuring" and measuring.set()))
+        await measuring.wait()
+        assert (await failure(hal, "blood_pressure")).reason == "device_busy"
+        assert (await first)["systolic_mmhg"] == 120.0
+
+    session(ble, body)
+
+
+def test_a_bond_outlives_a_daemon_restart(ble: Station) -> None:
+    ble.control("ble_station", "require_pairing", device="cuff")
+    try:
+        async def pair(hal: AsyncClient) -> None:
+            await hal.call("health.pair", {"address": CUFF})
+
+        session(ble, pair)
+        ble.restart_daemon()
+
+        async def body(hal: AsyncClient) -> None:
+            await ble.until_online(hal, "health0")
+            devices = {d["address"]: d for d in (await hal.call("health.devices"))["devices"]}
+            assert devices[CUFF]["paired"]
+            assert (await measure(hal, "blood_pressure"))["systolic_mmhg"] == 120.0
+            await hal.call("health.forget", {"address": CUFF})
+
+        session(ble, body)
+    finally:
+        ble.control("ble_station", "require_pairing", device="cuff", on=False)
