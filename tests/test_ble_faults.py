@@ -214,3 +214,17 @@ def test_a_bond_outlives_a_daemon_restart(ble: Station) -> None:
         session(ble, body)
     finally:
         ble.control("ble_station", "require_pairing", device="cuff", on=False)
+
+
+def test_bluetoothd_restart_takes_the_adapter_down_and_back(ble: Station) -> None:
+    async def body(hal: AsyncClient) -> None:
+        await measure(hal, "blood_pressure")
+        await hal.subscribe("health.status")
+        ble.control("ble_station", "restart_bluez")
+        await hal.next_event(lambda e: e["topic"] == "health.status" and e["data"]["state"] != "online",
+                             timeout_s=60)
+        await ble.until_online(hal, "health0")
+        assert ble.control("ble_station", "status")["agents"] == ["NoInputNoOutput"]  # registered anew
+        assert (await measure(hal, "blood_pressure"))["systolic_mmhg"] == 120.0
+
+    session(ble, body)

@@ -30,6 +30,7 @@ Control actions take `device` (default "cuff"):
   step_on {kg, height_m?, body_fat_percent?}  scale: the next weighing
   no_finger {on?}                oximeters: the finger is out
   stats {} / status {}           counters (connects, refused, pairings, drops, indication_at)
+  restart_bluez {}               bluetoothd crashes and comes back (no device arg)
 """
 
 from __future__ import annotations
@@ -55,7 +56,8 @@ DEFAULT_PERIPHERALS = {
 class BleStation:
     def __init__(self, bus: PrivateBus, bluez: Bluez, peripherals: dict[str, Peripheral]) -> None:
         self.bus, self.bluez, self.peripherals = bus, bluez, peripherals
-        self.actions = tuple(sorted({a for p in peripherals.values() for a in p.actions} | {"status"}))
+        self.actions = tuple(sorted({a for p in peripherals.values() for a in p.actions}
+                                    | {"status", "restart_bluez"}))
 
     async def control(self, action: str, args: Mapping[str, Any]) -> Mapping[str, Any]:
         if action not in self.actions:
@@ -64,6 +66,15 @@ class BleStation:
             return {"devices": [p.describe() for p in self.peripherals.values()],
                     "agents": [cap for _, _, cap in self.bluez.agents],
                     "discovering": bool(self.bluez.discoverers)}
+        if action == "restart_bluez":
+            # bluetoothd crashes and systemd starts it again: every link goes at once, with no
+            # Connected=false first; bonds stay (they are on disk).
+            await self.bluez.stop()
+            for p in self.peripherals.values():
+                if p.connected:
+                    p.disconnected()
+            self.bluez = await Bluez(self.bus.address, list(self.peripherals.values())).start()
+            return {"restarted": True}
         device = str(args.get("device", "cuff"))
         try:
             p = self.peripherals[device]

@@ -412,6 +412,8 @@ class Bluez:
             await p.close()
         if self.bus is not None:
             self.bus.disconnect()
+            with contextlib.suppress(Exception):
+                await self.bus.wait_for_disconnect()
             self.bus = None
 
     def _peek(self, msg: Message) -> None:
