@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import pathlib
 import shutil
+import signal
 
 CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
  "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
@@ -31,6 +33,12 @@ CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configurat
 """
 
 
+def _die_with_parent() -> None:
+    # A station killed with SIGKILL must not leave its bus behind (PR_SET_PDEATHSIG).
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)
+
+
 class PrivateBus:
     """`await PrivateBus(dir).start()` -> `.address` ("unix:path=…"); `await .stop()`."""
 
@@ -52,7 +60,7 @@ class PrivateBus:
         with (self.directory / "dbus-daemon.log").open("ab") as log:
             self._proc = await asyncio.create_subprocess_exec(
                 exe, f"--config-file={conf}", "--nofork", "--nopidfile", "--print-address",
-                stdout=asyncio.subprocess.PIPE, stderr=log)
+                stdout=asyncio.subprocess.PIPE, stderr=log, preexec_fn=_die_with_parent)
         assert self._proc.stdout is not None
         # The address line is printed once the socket listens.
         line = await asyncio.wait_for(self._proc.stdout.readline(), 30)
