@@ -32,7 +32,7 @@ import tempfile
 import time
 import unicodedata
 import zoneinfo
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 log = logging.getLogger("halsvc.usage")
@@ -436,9 +436,10 @@ class UsageStore:
                             extra={"reason": "metrics_file"})
         self.dirty = False
 
-    async def run(self, every_s: float) -> None:
+    async def run(self, every_s: float,
+                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
         """Save every `every_s` while something changed (from a thread: a slow disk must not
-        hold up requests); `close()` saves the rest."""
+        hold up requests); `close()` saves the rest. A kill -9 loses at most `every_s` of uses."""
         first = True  # save at start too: the metrics file exists from the first minute
         while True:
             if self.dirty or first:
@@ -447,7 +448,7 @@ class UsageStore:
                 except OSError as exc:
                     log.warning("cannot save usage figures: %s", exc.strerror, extra={"reason": "usage_save"})
             first = False
-            await asyncio.sleep(every_s)
+            await sleep(every_s)
 
     def close(self) -> None:
         try:

@@ -188,3 +188,35 @@ def test_bad_usage_config_names_the_key(value: dict[str, object]) -> None:
     lines = "\n".join(f"{k} = {json.dumps(v)}" for k, v in value.items())
     with pytest.raises(ConfigError, match="usage"):
         parse(f"[usage]\n{lines}\n", "t.toml")
+
+
+def test_saved_periodically_only_when_something_changed(tmp_path: pathlib.Path) -> None:
+    """run()'s ticks driven by the test (an injected sleep), so each save is seen as it happens."""
+    import asyncio
+
+    s = store(tmp_path, Clock("2026-12-04T09:00:00+07:00"), metrics_file=str(tmp_path / "m.prom"))
+    path = tmp_path / "usage.json"
+
+    async def go() -> None:
+        tick: asyncio.Queue[asyncio.Future[None]] = asyncio.Queue()
+
+        async def sleep(_s: float) -> None:
+            done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            await tick.put(done)
+            await done
+
+        task = asyncio.create_task(s.run(60, sleep))
+        (await tick.get()).set_result(None)  # saved once at start, now asleep: wake it
+        assert path.exists() and (tmp_path / "m.prom").exists()
+        first = path.stat().st_mtime_ns
+        path.unlink()
+        (await tick.get()).set_result(None)  # nothing changed: no write
+        assert not path.exists()
+        s.observe("buzzer.beep", ok(), 0.2)
+        (await tick.get()).set_result(None)
+        await tick.get()  # asleep again, after the save
+        assert json.loads(path.read_text())["totals"][0][:2] == ["gpio", "buzzer.beep"]
+        assert path.stat().st_mtime_ns >= first and not s.dirty
+        task.cancel()
+
+    asyncio.run(go())
