@@ -609,3 +609,46 @@ def test_usb_printer_class_node_prints_reads_status_back_and_survives_a_drop(
     assert jobs(st)[-1]["symbols"] == []
     node = st.simdir / PART / "dev" / "usb" / "lp0"
     assert node.is_symlink() and pathlib.Path(os.path.realpath(node)).is_char_device()
+
+
+def test_a_one_way_usb_printer_prints_unconfirmed_and_a_two_way_driver_names_the_option(
+        station: Callable[..., Station]) -> None:
+    """Many USB printer class interfaces send nothing back. With status_replies = false the
+    driver asks nothing and a job is printed once the printer took all of it (confirmed false);
+    with the default it finds no printer, and says which option to set."""
+    st = station(only={PART}, options={PART: {"transport": "usb", "one_way": True}},
+                 config={"devices": {DEV: {"status_replies": False}}})
+
+    async def go() -> None:
+        async with st.client() as hal:
+            await st.until_online(hal, DEV)
+            s = await hal.call("printer.status", {})
+            assert (s["paper"], s["cover"], s["cutter"], s["online"], s["error"]) == \
+                ("unknown", "unknown", "unknown", True, None)
+            r = await print_job(hal, "oneway-1", template="payment_receipt", data=RECEIPT_DATA)
+            assert (r["status"], r["reason"], r["confirmed"]) == ("printed", None, False)
+            again = await print_job(hal, "oneway-1", template="payment_receipt", data=RECEIPT_DATA)
+            assert again["repeated"] is True
+
+    run(go())
+    st.stop_daemon()
+    sim = st.control(PART, "status")
+    assert sim["one_way"] is True and sim["overruns"] == 0
+    st.write_config(devices={DEV: {"status_replies": True, "status_timeout_s": 0.3}})
+    st.start_daemon()
+
+    async def two_way() -> None:
+        async with st.client() as hal:
+            await hal.subscribe("printer.status")
+            ev = await hal.next_event(lambda e: e["topic"] == "printer.status" and e["data"]["state"]
+                                      in ("no_device", "offline"), timeout_s=WAIT)
+            assert ev["data"]["state"] in ("no_device", "offline")
+            assert "status_replies = false" in st.log()
+            # Once it answers (and so has read everything before the questions), it is online.
+            await control(st, "one_way", on=False)
+            await st.until_online(hal, DEV)
+            assert (await hal.call("printer.status", {}))["paper"] == "ok"
+
+    run(two_way())
+    (job,) = jobs(st)
+    assert job["status"] == "complete" and job["symbols"]

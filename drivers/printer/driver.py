@@ -49,6 +49,9 @@ PRINT_RESULT = {
                                   "hardware_error, link_lost, cancelled, interrupted."},
         "repeated": {"type": "boolean",
                      "description": "True when this job id was seen before: nothing printed now."},
+        "confirmed": {"type": "boolean",
+                      "description": "False when the printer cannot say it printed (status_replies "
+                                     "false): the job was only handed over whole."},
     },
     "required": ["job_id", "status", "reason"],
 }
@@ -59,11 +62,12 @@ STATUS_RESULT = {
         "device": {"type": "string", "description": "Device id."},
         "kind": {"type": "string", "description": "Always printer."},
         "state": {"type": "string", "description": "Device state (DESIGN §3)."},
-        "paper": {"type": "string", "enum": ["ok", "near_end", "out"], "description": "Roll paper."},
-        "cover": {"type": "string", "enum": ["closed", "open"], "description": "Printer cover."},
+        "paper": {"type": "string", "enum": ["ok", "near_end", "out", "unknown"],
+                  "description": "Roll paper (unknown: a one-way printer)."},
+        "cover": {"type": "string", "enum": ["closed", "open", "unknown"], "description": "Printer cover."},
         "error": {"type": ["string", "null"], "description": "The fault that stops printing, if any."},
         "online": {"type": "boolean", "description": "The printer reports itself online."},
-        "cutter": {"type": "string", "enum": ["ok", "error"], "description": "The autocutter."},
+        "cutter": {"type": "string", "enum": ["ok", "error", "unknown"], "description": "The autocutter."},
         "paper_mm": {"type": "integer", "description": "Paper width of the printer's profile."},
         "last_job": {"type": ["object", "null"],
                      "description": "The most recent job: job_id, status, reason, started, finished "
@@ -119,6 +123,11 @@ class PrinterDriver(Driver):
             "finish_timeout_s": {"type": "number", "minimum": 0.1,
                                  "description": "Extra time, beyond the wire time, "
                                                 "for the last data to print."},
+            "status_replies": {"type": "boolean",
+                               "description": "false for a one-way printer (many USB printer class "
+                                              "interfaces send nothing back): no status is asked, "
+                                              "and a job counts as printed once the printer took "
+                                              "all of it (result confirmed=false). Default true."},
             "clear_after_fault": {"type": "boolean",
                                   "description": "After a job fails mid-way, clear the printer's "
                                                  "buffers (DLE DC4 8) so no remnant of it prints "
@@ -163,6 +172,10 @@ class PrinterDriver(Driver):
             options = {**{k: v for k, v in options.items() if k != "port"}, "path": options["port"]}
         super().plugged(options)
 
+    @property
+    def _two_way(self) -> bool:
+        return bool(self.options.get("status_replies", True))
+
     def _opt(self, name: str, default: float) -> float:
         return float(self.options.get(name, default))
 
@@ -190,10 +203,16 @@ class PrinterDriver(Driver):
         self._printer = st.PrinterStatus()
         link = await opener(self.options, self._on_data, self._on_lost)
         self._link = link
+        if not self._two_way:  # nothing to ask: an open node is all we know
+            self._publish()
+            self._jobs()
+            return
         try:
             await self._refresh_status(self._opt("status_timeout_s", 1.0) * 2)
         except TimeoutError:
-            raise HalError("no_device", f"no printer answers on {link.describe}") from None
+            why = f"no printer answers on {link.describe} (a one-way printer needs status_replies = false)"
+            log.info("%s: %s", self.device_id, why)  # the base logs only the reason
+            raise HalError("no_device", why) from None
         link.write(st.automatic_status_back(st.ASB_ALL))
         if self._needs_clear:  # the link went mid-job: the printer may still hold the rest
             await self._clear_buffer()
@@ -470,6 +489,8 @@ class PrinterDriver(Driver):
                 self._jobs().begin(job_id)
                 ctx.progress("printer.progress", {"job_id": job_id, "phase": "checking"})
                 self._job_running = True
+                if not self._two_way:
+                    return await self._print_one_way(job_id, data, ctx)
                 try:
                     await self._refresh_status()
                 except TimeoutError:
@@ -516,6 +537,25 @@ class PrinterDriver(Driver):
             self._job_running = False
             if lost is not None:
                 asyncio.get_running_loop().call_soon(self.link_lost, lost)
+
+    async def _print_one_way(self, job_id: str, data: bytes, ctx: OperationContext) -> dict[str, Any]:
+        """No replies to watch: send it all and wait until the printer has taken the last byte
+        (a stall is still a lost link); "printed" then means handed over whole."""
+        link = self._link
+        assert link is not None
+        try:
+            await self._send(job_id, data, ctx)
+            link.set_write_buffer_limits(0, 0)  # drain() now waits for an empty buffer
+            try:
+                await self._drain_watched(link)
+            finally:
+                link.set_write_buffer_limits()
+        except (_LinkDead, ConnectionError) as exc:
+            asyncio.get_running_loop().call_soon(self.link_lost, str(exc) or "printer went silent")
+            return {**self._outcome(job_id, "failed", "link_lost"), "confirmed": False}
+        result = {**self._outcome(job_id, "printed", None), "confirmed": False}
+        ctx.progress("printer.progress", {"job_id": job_id, "phase": "done", "status": "printed"})
+        return result
 
     async def _send(self, job_id: str, data: bytes, ctx: OperationContext) -> str | None:
         link = self._link
@@ -634,6 +674,10 @@ class PrinterDriver(Driver):
         params={"type": "object", "properties": {}, "additionalProperties": False},
         result=STATUS_RESULT, exclusive=False, errors=("device_offline", "link_lost"))
     async def printer_status(self, params: dict[str, Any], ctx: OperationContext) -> dict[str, Any]:
+        if not self._two_way:
+            return {**self.status(), "paper": "unknown", "cover": "unknown", "cutter": "unknown",
+                    "error": None, "online": self._link is not None,
+                    "paper_mm": int(self.options.get("paper_mm", 80)), "last_job": self._jobs().last()}
         if self._link is not None and not self._job_running:
             try:
                 await self._refresh_status()

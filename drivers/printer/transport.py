@@ -59,6 +59,7 @@ class PrinterLink:
         self._wire = wire
         self._transport = transport
         self.describe = describe
+        self._limits = transport.get_write_buffer_limits()
 
     def write(self, data: bytes) -> None:
         if self._wire.closed:
@@ -69,6 +70,12 @@ class PrinterLink:
         await self._wire._writable.wait()
         if self._wire.closed:
             raise ConnectionError("printer link is closed")
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        """(0, 0): drain() waits until everything is written; no arguments: the link's own."""
+        if high is None:
+            low, high = self._limits  # asyncio gives (low, high)
+        self._transport.set_write_buffer_limits(high=high, low=low)
 
     @property
     def write_buffer_size(self) -> int:

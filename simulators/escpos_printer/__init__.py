@@ -10,7 +10,7 @@ what the driver sends, answers DLE EOT and automatic status back, and renders ea
 
 Control actions: paper_near_end / paper_out {after_lines}, paper_refill, cover_open,
 cover_close, offline, online, cutter_error, clear_error, link_drop {after_bytes}, link_restore,
-small_buffer {size, print_rate}, stop_mode {mode: abort|resume}, jobs, status.
+small_buffer {size, print_rate}, stop_mode {mode: abort|resume}, one_way {on}, jobs, status.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from simulators.escpos_printer.printer import SimulatedPrinter
 
 ACTIONS = ("paper_near_end", "paper_out", "paper_refill", "cover_open", "cover_close", "offline",
            "online", "cutter_error", "clear_error", "link_drop", "link_restore", "small_buffer", "stop_mode",
-           "jobs", "status")
+           "one_way", "jobs", "status")
 
 
 class PrinterSimulator:
@@ -60,8 +60,8 @@ class PrinterSimulator:
         """A stand-in for /dev/usb/lp0: a link to the pty's host end. A pty is a character
         device the driver opens as it opens usblp (no termios set-up, replies read back on the
         same fd); what it cannot show of a real usblp: no LPGETSTATUS ioctl, the kernel's USB
-        flow control (writes blocking while the printer NAKs), and printers whose usblp
-        interface is one-way, which never answer DLE EOT at all."""
+        flow control (writes blocking while the printer NAKs). One-way usblp printers, which
+        never answer DLE EOT at all, are the `one_way` option."""
         node = self.printer.workdir / "dev" / "usb" / "lp0"
         node.parent.mkdir(parents=True, exist_ok=True)
         if node.is_symlink() or node.exists():
@@ -85,6 +85,7 @@ async def start_part(workdir: pathlib.Path, options: Mapping[str, Any]) -> Stati
                            paper_mm=int(options.get("paper_mm", 80)),
                            baudrate=int(options.get("baudrate", 115200)))
     sim.printer.control("stop_mode", {"mode": str(options.get("stop_mode", "abort"))})
+    sim.printer.control("one_way", {"on": bool(options.get("one_way", False))})
     await sim.start()
     devices = {"printer0": sim.device_table(str(options.get("transport", "serial")))}
     return StationPart(name="escpos_printer", devices=devices, control=sim.control, stop=sim.stop,

@@ -57,6 +57,9 @@ class SimulatedPrinter:
         self.stop_mode = "abort"
         self.stopped_in: str | None = None  # the fault that stopped the job now held
         self.buffer_clears = 0
+        # A one-way printer (many cheap USB printer class interfaces): it prints, and sends
+        # nothing back — no DLE EOT, ASB, GS r or buffer-clear answers.
+        self.one_way = False
         self.paper = Paper(self.width)
         self._job_bytes = 0
         self._job_started = False
@@ -75,6 +78,10 @@ class SimulatedPrinter:
                 await self._engine
             except asyncio.CancelledError:
                 pass
+
+    def _reply(self, data: bytes) -> None:
+        if not self.one_way:
+            self.on_reply(data)
 
     # --- buffer -----------------------------------------------------------------------------
     @property
@@ -125,7 +132,7 @@ class SimulatedPrinter:
                 break
             size = before - self.parser.buffered
             if cmd.name == "realtime_status":
-                self.on_reply(st.encode_realtime_status(cmd.value, self.flags))
+                self._reply(st.encode_realtime_status(cmd.value, self.flags))
             elif cmd.name == "realtime_request":
                 if cmd.value == 2:  # recover and clear buffers
                     self.queue.clear()
@@ -133,11 +140,11 @@ class SimulatedPrinter:
                 self._set(cutter_error=False, recoverable_error=False, error=False)
             elif cmd.name == "buffer_clear":
                 self._clear_buffers()
-                self.on_reply(st.BUFFER_CLEARED)
+                self._reply(st.BUFFER_CLEARED)
             elif cmd.name == "asb":
                 self.asb_mask = cmd.value or 0
                 if self.asb_mask:  # Epson sends the current status when ASB is enabled
-                    self.on_reply(st.encode_automatic_status(self.flags))
+                    self._reply(st.encode_automatic_status(self.flags))
             else:
                 self.queue.append((cmd, size))
                 self.queued += size
@@ -166,7 +173,7 @@ class SimulatedPrinter:
         f["error"] = f["cutter_error"] or f["recoverable_error"] or f["unrecoverable_error"]
         if f != before:
             if self.asb_mask and not self.silent:
-                self.on_reply(st.encode_automatic_status(f))
+                self._reply(st.encode_automatic_status(f))
             self._wake.set()
 
     @property
@@ -202,7 +209,7 @@ class SimulatedPrinter:
             return
         if cmd.name == "paper_sensor_status":
             f = self.flags
-            self.on_reply(bytes(((0x03 if f["near_end"] else 0) | (0x0C if f["paper_end"] else 0),)))
+            self._reply(bytes(((0x03 if f["near_end"] else 0) | (0x0C if f["paper_end"] else 0),)))
             return
         lines_before = self.paper.lines
         self.paper.execute(cmd)
@@ -312,6 +319,8 @@ class SimulatedPrinter:
             self.buffer_size = int(args.get("size", 512))
             rate = args.get("print_rate", 4000)
             self.print_rate = float(rate) if rate else None
+        elif action == "one_way":
+            self.one_way = bool(args.get("on", True))
         elif action == "stop_mode":
             mode = str(args.get("mode", "abort"))
             if mode not in ("abort", "resume"):
@@ -326,4 +335,4 @@ class SimulatedPrinter:
         return {"flags": dict(self.flags), "jobs": len(self.jobs), "overruns": self.overruns,
                 "buffer_size": self.buffer_size, "received": self.received, "xoff": self.xoff,
                 "buffered": self.used, "queued_commands": len(self.queue), "stop_mode": self.stop_mode,
-                "buffer_clears": self.buffer_clears}
+                "buffer_clears": self.buffer_clears, "one_way": self.one_way}
