@@ -126,7 +126,7 @@ def register(sub: Any, common: argparse.ArgumentParser, groups: Mapping[str, Any
                        description="Print `test` (the built-in test receipt) or FILE.json: a document "
                                    "{\"blocks\": [...]} or {\"template\": NAME, \"data\": {...}} "
                                    "(- reads stdin).")
-    p.add_argument("what", metavar="test|FILE.json")
+    p.add_argument("what", metavar="test|FILE.json", help="test, or a file (a file named test: ./test)")
     p.add_argument("--job-id", dest="job_id",
                    help="idempotency key: the same id never prints twice (default: a fresh one, shown)")
     p.add_argument("--device", help="printer device id (default: the only printer)")
