@@ -302,7 +302,8 @@ class Pcscd:
 
 
 # A vpcd reader slot takes one virtual card: two runs on one machine (a test run and `make run`,
-# or parallel test runs) wait their turn on a per-slot lock instead of fighting over the slot.
+# or parallel test runs) take a free slot or wait their turn on per-slot locks instead of
+# fighting over one.
 LOCK_DIR = pathlib.Path(os.environ.get("HALSVC_LOCK_DIR", "/tmp"))
 USERS_LOCK = LOCK_DIR / "halsvc-pcscd-users.lock"
 SLOT_WAIT_S = 150.0
@@ -323,22 +324,35 @@ def _try_exclusive(fd: int) -> bool:
     return True
 
 
-def _lock_slot(port: int) -> tuple[int, int]:
-    slot = _open_lock(LOCK_DIR / f"halsvc-vpcd-{port}.lock")
+VPCD_SLOTS = (VPCD_PORT, VPCD_PORT + 1)  # what Debian's vpcd configures
+
+
+def _lock_slot(ports: tuple[int, ...]) -> tuple[int, int, int]:
+    """Take the first free slot of `ports` (waiting while all are busy): (port, slot fd, users fd)."""
+    fds = {port: _open_lock(LOCK_DIR / f"halsvc-vpcd-{port}.lock") for port in ports}
     deadline = time.monotonic() + SLOT_WAIT_S
-    while True:
-        try:
-            fcntl.flock(slot, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    chosen: int | None = None
+    while chosen is None:
+        for port, fd in fds.items():
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue
+            chosen = port
             break
-        except BlockingIOError:
+        else:
             if time.monotonic() > deadline:
-                os.close(slot)
-                raise RuntimeError(f"vpcd reader slot on port {port} is held by another simulated card "
-                                   f"for {SLOT_WAIT_S:.0f} s ({LOCK_DIR}/halsvc-vpcd-{port}.lock)") from None
+                for fd in fds.values():
+                    os.close(fd)
+                raise RuntimeError(f"every vpcd reader slot ({', '.join(map(str, ports))}) is held by "
+                                   f"another simulated card for {SLOT_WAIT_S:.0f} s (locks in {LOCK_DIR})")
             time.sleep(0.1)
+    for port, fd in fds.items():
+        if port != chosen:
+            os.close(fd)
     users = _open_lock(USERS_LOCK)
     fcntl.flock(users, fcntl.LOCK_SH)
-    return slot, users
+    return chosen, fds[chosen], users
 
 
 def _unlock(fds: tuple[int, int]) -> None:
@@ -348,7 +362,11 @@ def _unlock(fds: tuple[int, int]) -> None:
 
 async def start_part(workdir: pathlib.Path, options: dict[str, Any]) -> StationPart:
     card = VirtualCard(workdir, options)
-    locks = await asyncio.to_thread(_lock_slot, card.port)
+    # An explicit vpcd_port is that slot only; otherwise any free one (the reader name in the
+    # device table follows the slot, so the daemon and tests use whichever was free).
+    ports = (card.port,) if "vpcd_port" in options else VPCD_SLOTS
+    card.port, *fds = await asyncio.to_thread(_lock_slot, ports)
+    locks = (fds[0], fds[1])
     pcscd = Pcscd()
     try:
         started = await asyncio.to_thread(pcscd.ensure)
