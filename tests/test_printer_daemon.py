@@ -629,6 +629,8 @@ def test_a_one_way_usb_printer_prints_unconfirmed_and_a_two_way_driver_names_the
             assert (r["status"], r["reason"], r["confirmed"]) == ("printed", None, False)
             again = await print_job(hal, "oneway-1", template="payment_receipt", data=RECEIPT_DATA)
             assert again["repeated"] is True
+            check = await hal.call("device.selftest", {"device": DEV, "level": "internal"})
+            assert check["passed"] is True and check["checks"][0]["name"] == "link"
 
     run(go())
     st.stop_daemon()
