@@ -79,3 +79,19 @@ def test_log_ring_keeps_what_passed_the_rate_limit() -> None:
     for _ in range(20):
         ring.filter(logging.LogRecord("x", logging.INFO, "", 0, "m", None, None))
     assert len(ring.records) == 8  # bounded
+
+
+def test_config_secrets_are_redacted() -> None:
+    from halsvc.diag import redact
+
+    doc = {"daemon": {"state_dir": "/var/lib/halsvc"},
+           "devices": {"payment0": {"driver": "payment", "host": "10.0.0.2", "api_key": "s3cr3t",
+                                    "tls": {"client_cert": "/etc/halsvc/c.pem", "password": "hunter2"},
+                                    "pins": ["1234"], "terminal_pin": "0000"}},
+           "bridge": {"token_file": "/run/halsvc/kiosk.token", "origins": ["http://127.0.0.1:8765"]}}
+    out = redact(doc)
+    text = json.dumps(out)
+    for secret in ("s3cr3t", "hunter2", "/etc/halsvc/c.pem", "0000", "kiosk.token"):
+        assert secret not in text, secret
+    assert out["devices"]["payment0"]["host"] == "10.0.0.2"
+    assert out["bridge"]["origins"] == ["http://127.0.0.1:8765"] and out["daemon"] == doc["daemon"]
