@@ -411,9 +411,11 @@ class Bluez:
         for p in self.peripherals:
             await p.close()
         if self.bus is not None:
-            self.bus.disconnect()
-            with contextlib.suppress(Exception):
-                await self.bus.wait_for_disconnect()
+            # On Ctrl-C the whole process group stops: the bus may be gone already.
+            if self.bus.connected:
+                self.bus.disconnect()
+                with contextlib.suppress(Exception):
+                    await self.bus.wait_for_disconnect()
             self.bus = None
 
     def _peek(self, msg: Message) -> None:
