@@ -51,6 +51,9 @@ USAGE_SCHEMA: dict[str, Any] = {
         "flush_s": {"type": "number", "minimum": 1, "description": "how often to save (default 60)"},
         "metrics_file": {"type": "string", "description": "OpenMetrics text file for node_exporter's "
                          "textfile collector, e.g. /var/lib/prometheus/node-exporter/halsvc.prom"},
+        "metrics_format": {"enum": ["openmetrics", "prometheus"], "description": "openmetrics "
+                           "(default) or prometheus: the 0.0.4 text format, where node_exporter keeps the "
+                           "counters' type"},
         "beneficiaries": {"type": "boolean", "description": "count age band and sex at card reads "
                           "(default false)"},
         "min_cell": {"type": "integer", "minimum": MIN_CELL, "description": "smallest count shown"},
@@ -242,7 +245,8 @@ class UsageStore:
     def __init__(self, path: pathlib.Path, *, now: Callable[[], datetime.datetime] = system_now,
                  kinds: Mapping[str, str] | None = None, beneficiaries: bool = False,
                  min_cell: int = MIN_CELL, hourly_days: int = 62, daily_days: int = 400,
-                 timezone: str | None = None, metrics_file: str | None = None) -> None:
+                 timezone: str | None = None, metrics_file: str | None = None,
+                 metrics_format: str = "openmetrics") -> None:
         self.path = path
         self._now = now
         self.kinds = dict(kinds or {})  # counted method -> device kind
@@ -251,6 +255,7 @@ class UsageStore:
         self.hourly_days, self.daily_days = hourly_days, daily_days
         self.tz = zoneinfo.ZoneInfo(timezone) if timezone else None
         self.metrics_file = pathlib.Path(metrics_file) if metrics_file else None
+        self.metrics_format = metrics_format
         self.created = self.now().isoformat(timespec="seconds")
         self.totals: dict[tuple[str, str], Cell] = {}
         self.hours: dict[tuple[str, int, str, str], Cell] = {}  # (date, hour, kind, method)
@@ -272,7 +277,8 @@ class UsageStore:
                     min_cell=int(opts.get("min_cell", MIN_CELL)),
                     hourly_days=int(opts.get("hourly_days", 62)),
                     daily_days=int(opts.get("daily_days", 400)), timezone=opts.get("timezone"),
-                    metrics_file=opts.get("metrics_file"))
+                    metrics_file=opts.get("metrics_file"),
+                    metrics_format=opts.get("metrics_format", "openmetrics"))
         store.load()
         return store
 
@@ -430,7 +436,8 @@ class UsageStore:
         atomic_write(self.path, json.dumps(self.to_json(), separators=(",", ":")).encode(), 0o640)
         if self.metrics_file is not None:
             try:
-                atomic_write(self.metrics_file, openmetrics(self).encode())
+                text = openmetrics(self, classic=self.metrics_format == "prometheus")
+                atomic_write(self.metrics_file, text.encode())
             except OSError as exc:
                 log.warning("cannot write the metrics file %s: %s", self.metrics_file, exc.strerror,
                             extra={"reason": "metrics_file"})
@@ -466,14 +473,18 @@ def _num(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else repr(float(x))
 
 
-def openmetrics(store: UsageStore) -> str:
-    """All-time counters in the OpenMetrics text format (ends with `# EOF`), for node_exporter's
-    textfile collector."""
+def openmetrics(store: UsageStore, classic: bool = False) -> str:
+    """All-time counters in the OpenMetrics text format (ends with `# EOF`), or with `classic`
+    in Prometheus' 0.0.4 text format. node_exporter's textfile collector parses the classic
+    format: it reads an OpenMetrics file too (`# UNIT` and `# EOF` are comments there) but sees
+    its counters as untyped, since OpenMetrics names the family without `_total`."""
     lines: list[str] = []
 
     def family(name: str, kind: str, help_text: str, unit: str | None = None) -> None:
+        if classic and kind == "counter":
+            name += "_total"
         lines.append(f"# TYPE {name} {kind}")
-        if unit:
+        if unit and not classic:
             lines.append(f"# UNIT {name} {unit}")
         lines.append(f"# HELP {name} {help_text}")
 
@@ -508,7 +519,8 @@ def openmetrics(store: UsageStore) -> str:
         for row in rows:
             cell_labels = f'age_band="{_label(row["age_band"])}",sex="{_label(row["sex"])}"'
             lines.append(f"halsvc_beneficiary_reads{{{cell_labels}}} {row['count']}")
-    lines.append("# EOF")
+    if not classic:
+        lines.append("# EOF")
     return "\n".join(lines) + "\n"
 
 

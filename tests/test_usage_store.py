@@ -220,3 +220,19 @@ def test_saved_periodically_only_when_something_changed(tmp_path: pathlib.Path) 
         task.cancel()
 
     asyncio.run(go())
+
+
+def test_classic_text_format_keeps_counters_typed_for_node_exporter(tmp_path: pathlib.Path) -> None:
+    from prometheus_client.parser import text_string_to_metric_families as classic_families
+
+    s = store(tmp_path, Clock("2026-12-04T09:00:00+07:00"))
+    s.observe("idcard.read", ok(), 1.5)
+    s.observe("idcard.read", err("no_card"), 0.1)
+    text = usage.openmetrics(s, classic=True)
+    assert "# EOF" not in text and "# UNIT" not in text
+    families = {f.name: f for f in classic_families(text)}
+    assert families["halsvc_operations"].type == "counter"  # the parser names counters without _total
+    assert families["halsvc_operation_failures"].type == "counter"
+    assert families["halsvc_operation_duration_seconds"].type == "histogram"
+    results = {x.labels["result"]: x.value for x in families["halsvc_operations"].samples}
+    assert results == {"ok": 1, "error": 1}
