@@ -286,6 +286,9 @@ class BleHealthDriver(Driver):
                 found.set_result((device, adv))
 
         def seen(device: BLEDevice, adv: AdvertisementData) -> None:
+            uuids = list(adv.service_uuids)
+            if self._kinds_of(device, uuids):
+                self._session(device, uuids)  # every health device seen goes into health.devices
             if found.done() or not want(device, adv):
                 return
             if preferred is None or preferred(device):
@@ -515,7 +518,7 @@ class BleHealthDriver(Driver):
     async def _berrymed(self, s: Session, q: asyncio.Queue[Any], sub: Any,
                         ctx: OperationContext) -> dict[str, Any]:
         parser = berrymed.FrameParser()
-        steady = int(self.options.get("steady_frames", 10))
+        steady = int(self.options.get("steady_frames", 30))
         no_finger_s = self._ms("no_finger_ms", 5000)
         loop = asyncio.get_running_loop()
         no_finger_since: float | None = None
