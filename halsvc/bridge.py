@@ -32,7 +32,7 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from halsvc.config import BridgeConfig, Config
+from halsvc.config import BridgeConfig, Config, ConfigError
 
 log = logging.getLogger("halsvc.bridge")
 # websockets logs request lines at DEBUG; the request line of /rpc holds the token.
@@ -47,9 +47,17 @@ ROLE = "kiosk"
 def ensure_token(path: pathlib.Path, group: str | None) -> str:
     """The per-boot token: read it, or create it (mode 0640, group `group`) when absent.
 
-    On a station the file lives on /run (tmpfs), so every boot gets a new one; the kiosk
-    launcher, in `group`, reads it and passes it to the page.
+    On a station the file lives on /run (tmpfs), so every boot gets a new one. The unit makes
+    it as root before the daemon starts (`halsvc --bridge-token`, ExecStartPre=+), so it is
+    root:<group> 0640: the daemon and the kiosk launcher, both in `group`, can read it.
     """
+    try:
+        return _read_or_create(path, group)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read or create the bridge token: {exc.strerror}") from None
+
+
+def _read_or_create(path: pathlib.Path, group: str | None) -> str:
     with contextlib.suppress(FileNotFoundError):
         token = path.read_text(encoding="ascii").strip()
         if token:

@@ -163,6 +163,19 @@ async def serve(config: Config, args_socket: str | None) -> int:
     return 0
 
 
+def make_bridge_token(config: Config) -> int:
+    if not config.bridge.enabled:
+        return 0
+    from halsvc.bridge import ensure_token
+
+    try:
+        ensure_token(config.bridge.token_path(config), config.bridge.token_group)
+    except ConfigError as exc:
+        print(f"halsvc: {exc}", file=sys.stderr)
+        return EX_CONFIG
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         prog="halsvc", description="Hardware daemon of the Digital Citizen Station: every device of the "
@@ -173,6 +186,9 @@ def main(argv: list[str] | None = None) -> int:
                     f"config's daemon.socket, then {DEFAULT_SYSTEM_SOCKET})")
     ap.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     ap.add_argument("--check-config", action="store_true", help="validate the config and exit")
+    ap.add_argument("--bridge-token", action="store_true",
+                    help="create the WebSocket bridge's per-boot token file if absent and exit (run as "
+                    "root before the daemon: ExecStartPre=+ in halsvc.service)")
     ap.add_argument("--version", action="version", version=f"halsvc {__version__}")
     args = ap.parse_args(argv)
     try:
@@ -184,6 +200,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.check_config:
         print(f"{args.config}: ok ({len(config.devices)} devices)")
         return 0
+    if args.bridge_token:
+        return make_bridge_token(config)
     logs.setup(args.log_level or config.log_level)
     try:
         return asyncio.run(serve(config, args.socket))

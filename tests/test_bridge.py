@@ -316,3 +316,31 @@ def test_bridge_is_off_by_default_and_its_config_is_checked(tmp_path: pathlib.Pa
     out = subprocess.run([sys.executable, "-m", "halsvc", "--config", str(cfg), "--check-config"],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 78 and "bridge.origins" in out.stderr
+
+
+def test_bridge_token_is_made_once_per_boot_0640_for_its_group(tmp_path: pathlib.Path) -> None:
+    """What ExecStartPre=+ runs as root before the daemon: it makes the token when absent and
+    keeps it otherwise (so a daemon restart does not lock the running kiosk page out)."""
+    import grp
+    import subprocess
+
+    token = tmp_path / "run" / "kiosk.token"
+    group = grp.getgrgid(os.getgid()).gr_name if os.getuid() else "nogroup"
+    cfg = tmp_path / "halsvc.toml"
+
+    def make() -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "halsvc", "--config", str(cfg), "--bridge-token"],
+                              capture_output=True, text=True, timeout=60,
+                              env={**os.environ, "PYTHONPATH": str(pathlib.Path(__file__).parent.parent)})
+
+    cfg.write_text(f'[bridge]\ntoken_file = "{token}"\ntoken_group = "{group}"\n')
+    assert make().returncode == 0 and not token.exists()  # the bridge is off: nothing to make
+    cfg.write_text(f'[bridge]\nenabled = true\ntoken_file = "{token}"\ntoken_group = "{group}"\n')
+    assert make().returncode == 0
+    st = token.stat()
+    assert stat.S_IMODE(st.st_mode) == 0o640 and st.st_gid == grp.getgrnam(group).gr_gid
+    first = token.read_text()
+    assert make().returncode == 0 and token.read_text() == first
+    cfg.write_text(f'[bridge]\nenabled = true\ntoken_file = "{tmp_path}"\n')  # a directory
+    out = make()
+    assert out.returncode == 78 and "cannot read or create the bridge token" in out.stderr

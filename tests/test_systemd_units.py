@@ -49,6 +49,7 @@ def copy_units_runnable(dest: pathlib.Path) -> pathlib.Path:
     program.chmod(0o755)
     for name in UNITS:
         text = (SYSTEMD / name).read_text().replace("ExecStart=/usr/bin/halsvc", f"ExecStart={program}")
+        text = text.replace("ExecStartPre=+/usr/bin/halsvc", f"ExecStartPre=+{program}")
         (unit_dir / name).write_text(text)
     return unit_dir
 
