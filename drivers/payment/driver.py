@@ -469,7 +469,7 @@ class PaymentDriver(Driver):
         self._listeners.setdefault(pid, []).append(ctx)
         remaining = ctx.remaining()
         # End a little before the daemon's own deadline, so the caller hears `timeout` with the
-        # state (and no abort is sent, as it is when the caller cancels).
+        # attempt's state. The attempt itself goes on either way.
         budget = default_s if remaining is None else max(0.0, remaining - 0.2)
         try:
             async with asyncio.timeout(budget):
