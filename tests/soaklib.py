@@ -41,7 +41,7 @@ import re
 import signal
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from harness import Station
@@ -140,6 +140,7 @@ class Result:
     memory: dict[str, Any]
     fds: dict[str, Any]
     wall_s: float
+    messages: dict[tuple[str, str], str] = field(default_factory=dict)
 
     @property
     def requests(self) -> int:
@@ -219,6 +220,13 @@ class Result:
         for what, value, target, ok in self.checks:
             verdict = "ok" if ok else "FAIL" if ok is False else "n/a"
             out.append(f"{what:{width}}  {value:>22}  {target:14}  {verdict}")
+        if self.fds.get("diff"):
+            diff = ", ".join(f"{k} {v:+d}" for k, v in self.fds["diff"].items())
+            out.append(f"fds, end minus start by kind: {diff}")
+        if self.messages:
+            out.append("")
+            out.append("an error message per (request, reason), as the clients got it:")
+            out += [f"  {m} {r}: {text[:90]}" for (m, r), text in sorted(self.messages.items())]
         if self.failures:
             out.append("")
             out.append(f"first failures ({len(self.failures)}):")
@@ -259,6 +267,9 @@ class Soak:
         self.repairs: dict[str, tuple[str, str, dict[str, Any]]] = {}  # what is broken -> its repair
         self.card_lock = asyncio.Lock()
         self.devices: dict[str, str] = {}
+        self.warm_ups = 0
+        self.fd_kinds: list[collections.Counter[str]] = []
+        self.messages: dict[tuple[str, str], str] = {}  # the first message per (method, reason)
         self._background: set[asyncio.Task[None]] = set()
 
     # --- bookkeeping ----------------------------------------------------------------------
@@ -272,6 +283,7 @@ class Soak:
     async def call(self, hal: AsyncClient, epoch: int, method: str, params: dict[str, Any],
                    status_key: str | None = None, **kw: Any) -> dict[str, Any] | None:
         """One request, classified; the result, or None when it did not succeed."""
+        t0 = time.monotonic()
         try:
             result = await asyncio.wait_for(hal.call(method, params, **kw), ANSWER_CEILING_S)
         except RpcError as exc:
@@ -280,6 +292,7 @@ class Soak:
                 self.fail(method, f"error {exc.code} {exc.reason}: {exc.message}")
             else:
                 self.note(method, exc.reason)
+            self.messages.setdefault((method, exc.reason), exc.message)
             raise
         except TimeoutError:
             self.fail(method, f"no answer within {ANSWER_CEILING_S:.0f} s")
@@ -293,6 +306,8 @@ class Soak:
             if result.get("reason"):
                 label += f" ({result['reason']})"
         self.note(method, label)
+        if self.stop_at == 0 or t0 > self.stop_at:  # the warm-ups: what each step took
+            self.cfg.log(f"soak: warm-up {method} {label} in {time.monotonic() - t0:.1f} s")
         return result
 
     def note_closed(self, method: str, hal: AsyncClient, epoch: int) -> None:
@@ -342,19 +357,26 @@ class Soak:
             tasks += [asyncio.create_task(self.fault_injector()), asyncio.create_task(self.killer()),
                       asyncio.create_task(self.day()), asyncio.create_task(self.spy())]
             await asyncio.gather(*tasks)
+            self.cfg.log(f"soak: residents done {time.monotonic() - self.stop_at:.1f} s after the load ended")
             sampler.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sampler
+            phase = time.monotonic()
             await self.repair_all()
             await self.until_devices_online()
+            self.cfg.log(f"soak: faults repaired, devices online after {time.monotonic() - phase:.1f} s")
             await self.settle_payments()
+            await self.warm_up()
             fd_end = await self.quiet_fds()
+            self.cfg.log(f"soak: payments settled, warm-up visit, fds counted after "
+                         f"{time.monotonic() - phase:.1f} s")
             prints = await self.check_prints()
             payments = await self.check_payments()
             memory = self.memory()
             return Result(self.cfg, sorted(self.methods), self.skipped(), self.outcomes, self.failures,
                           self.faults, self.kills, prints, payments, memory,
-                          {"start": fd_start, "end": fd_end, "warm_up": warm}, time.monotonic() - t0)
+                          {"start": fd_start, "end": fd_end, "warm_up": warm, "diff": self.fd_diff()},
+                          time.monotonic() - t0, dict(self.messages))
         finally:
             await asyncio.to_thread(self.st.stop)
 
@@ -388,15 +410,15 @@ class Soak:
             await hal.close()
 
     async def warm_up(self) -> dict[str, str]:
-        """One visit with nothing broken, so lazily opened files (job store, journal) exist before
-        the starting fd count."""
+        """One visit of every step with nothing broken, so what opens lazily (job store, journal,
+        the BLE link) is open before an fd count; the same visit again before the last count."""
         if "scale_station" in self.parts or "serial_scale" in self.parts:
             await self.control("serial_scale", "step_on", kg=62.5, settle_s=0.3)
-        rng = random.Random(f"{self.cfg.seed}:warm")
+        self.warm_ups += 1
         hal, epoch = await self.connect()
         seen: dict[str, str] = {}
         try:
-            await self.visit(hal, epoch, rng, "warm", seen)
+            await self.visit(hal, epoch, None, f"warm{self.warm_ups}", seen)
         finally:
             await hal.close()
         return seen
@@ -413,7 +435,13 @@ class Soak:
                     break
                 await asyncio.sleep(0.2)
             pid = self.st.daemon.pid if self.st.daemon else 0
-            return len(os.listdir(f"/proc/{pid}/fd")) - 1  # minus our probe's connection
+            kinds: collections.Counter[str] = collections.Counter()
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                with contextlib.suppress(OSError):
+                    target = os.readlink(f"/proc/{pid}/fd/{fd}")
+                    kinds[re.sub(r"\[\d+\]$", "", target)] += 1
+            self.fd_kinds.append(kinds)
+            return sum(kinds.values()) - 1  # minus our probe's connection
         finally:
             await hal.close()
 
@@ -435,12 +463,16 @@ class Soak:
             await asyncio.sleep(rng.uniform(*self.cfg.think_s))
 
     async def think(self, rng: random.Random) -> None:
-        await asyncio.sleep(rng.uniform(*self.cfg.think_s) / 2)
+        if time.monotonic() < self.stop_at:  # no thinking in the warm-ups
+            await asyncio.sleep(rng.uniform(*self.cfg.think_s) / 2)
 
-    async def visit(self, hal: AsyncClient, epoch: int, rng: random.Random, tag: str,
+    async def visit(self, hal: AsyncClient, epoch: int, rng: random.Random | None, tag: str,
                     seen: dict[str, str]) -> None:
         """A resident's visit: card, weight, health, payment, receipt — each step may fail for a
-        stated reason (that is what faults do); a closed connection ends the visit."""
+        stated reason (that is what faults do); a closed connection ends the visit. Without `rng`
+        (the warm-up) every step, the same each time."""
+        fixed = rng is None
+        rng = rng or random.Random(0)
         try:
             if "idcard.read" in self.methods:
                 citizen = self.citizen
@@ -458,18 +490,20 @@ class Soak:
                     seen["scale.read"] = "ok"
                 await self.think(rng)
             if "health.measure" in self.methods:
+                kind = "weight" if fixed else rng.choice(["blood_pressure", "spo2", "weight",
+                                                          "body_composition"])
                 with contextlib.suppress(RpcError):
-                    await self.call(hal, epoch, "health.measure", {"timeout_ms": 30000})
+                    await self.call(hal, epoch, "health.measure", {"kind": kind, "timeout_ms": 30000})
                     seen["health.measure"] = "ok"
                 await self.think(rng)
-            if "payment.pay" in self.methods and rng.random() < 0.6:
+            if "payment.pay" in self.methods and (fixed or rng.random() < 0.6):
                 await self.pay(hal, epoch, rng, f"soak-{tag}")
                 seen["payment.pay"] = "ok"
                 await self.think(rng)
             if "printer.print" in self.methods:
                 await self.print_receipt(hal, epoch, f"rcpt-{tag}")
                 seen["printer.print"] = "ok"
-            if rng.random() < 0.3:
+            if not fixed and rng.random() < 0.3:
                 with contextlib.suppress(RpcError):
                     await self.call(hal, epoch, rng.choice(["hal.status", "printer.status", "idcard.status",
                                                             "device.list", "hal.ping"]), {})
@@ -482,7 +516,9 @@ class Soak:
         the same idempotency key again (what a kiosk does)."""
         own = False
         try:
-            for _ in range(attempts):
+            for attempt in range(attempts):
+                if attempt and time.monotonic() >= self.stop_at:
+                    return  # the load is over: a kiosk would retry; the checks settle payments anyway
                 try:
                     if await what(hal, epoch):
                         return
@@ -655,11 +691,16 @@ class Soak:
         add("payment_terminal", "crash", {}, None)
         add("payment_terminal", "disconnect", {}, None)
         add("payment_terminal", "busy", {"on": True}, "busy", {"on": False})
-        ble = self.parts.get("ble_station", [])
-        for action, back in (("unplug", "plug"), ("power_off", "power_on"), ("out_of_range", "in_range"),
-                             ("drop_link", None), ("garbage", None)):
-            if action in ble:
-                add("ble_station", action, {}, back if back in ble else None)
+        for dev in ("cuff", "oximeter", "scale"):  # the BLE health devices (simulators/ble_station)
+            add("ble_station", "drop_link", {"device": dev}, None)
+            add("ble_station", "refuse_connects", {"device": dev, "count": 2}, None)
+            add("ble_station", "advertise", {"device": dev, "on": False}, "advertise",
+                {"device": dev, "on": True})
+            add("ble_station", "malformed", {"device": dev, "hex": "0102"}, None)
+            add("ble_station", "special", {"device": dev, "value": "NaN"}, None)
+        add("ble_station", "cuff_error", {"device": "cuff"}, None)
+        add("ble_station", "no_finger", {"device": "oximeter", "on": True}, "no_finger",
+            {"device": "oximeter", "on": False})
         return menu
 
     async def fault_injector(self) -> None:
@@ -672,7 +713,7 @@ class Soak:
             if time.monotonic() >= self.stop_at:
                 return
             fault = rng.choice(menu)
-            key = f"{fault.part}.{fault.repair or fault.action}"
+            key = f"{fault.part}.{fault.repair or fault.action}.{fault.args.get('device', '')}"
             if key in self.repairs or (fault.part == "cccd_card" and self.card_lock.locked()):
                 continue  # already broken that way, or a resident's card is being changed
             try:
@@ -751,15 +792,27 @@ class Soak:
             citizen = rng.choice(CITIZENS)
             if "set_citizen" in self.parts.get("cccd_card", []):
                 async with self.card_lock:
-                    with contextlib.suppress(RuntimeError, OSError):
-                        await self.control("cccd_card", "remove")
-                        await self.control("cccd_card", "set_citizen", **citizen)
-                        self.citizen = citizen
-                        await self.control("cccd_card", "insert")
-            if "serial_scale.step_on" not in self.repairs and "step_on" in self.parts.get("serial_scale", []):
+                    with contextlib.suppress(RuntimeError, OSError, ConnectionError, TimeoutError, RpcError):
+                        await self.next_card(citizen)
+            person_off = "serial_scale.step_on." in self.repairs
+            if not person_off and "step_on" in self.parts.get("serial_scale", []):
                 with contextlib.suppress(RuntimeError, OSError):
                     await self.control("serial_scale", "step_on", kg=round(rng.uniform(45, 95), 1),
                                        settle_s=0.5)
+
+    async def next_card(self, citizen: dict[str, str]) -> None:
+        """The last resident takes their card; once the reader has seen it go, the next one's."""
+        hal, _ = await self.connect()
+        try:
+            await hal.subscribe("idcard.card_*")
+            await self.control("cccd_card", "remove")
+            if (await hal.call("idcard.status", {}))["card_present"]:
+                await hal.next_event(lambda e: e["topic"] == "idcard.card_removed", timeout_s=30)
+        finally:
+            await hal.close()
+            await self.control("cccd_card", "set_citizen", **citizen)
+            self.citizen = citizen
+            await self.control("cccd_card", "insert")
 
     async def spy(self) -> None:
         """A monitoring front-end subscribed to everything: it must keep up and never be cut off
@@ -886,6 +939,13 @@ class Soak:
         return {"available": True, "keys": len(self.pay_results), "approved": len(told),
                 "ledger_charges": sum(charged.values()), "journal_rows": len(rows),
                 "doubled": len(doubled), "lost": len(lost), "mismatched": len(mismatched)}
+
+    def fd_diff(self) -> dict[str, int]:
+        """What kind of descriptor the end has more (+) or fewer (-) of than the start."""
+        if len(self.fd_kinds) < 2:
+            return {}
+        a, b = self.fd_kinds[0], self.fd_kinds[-1]
+        return {k: b[k] - a[k] for k in sorted(set(a) | set(b)) if b[k] != a[k]}
 
     def memory(self) -> dict[str, Any]:
         if not self.samples:

@@ -13,7 +13,7 @@ from soaklib import Soak, SoakConfig
 
 @pytest.mark.timeout(300)
 def test_short_soak_loses_nothing_and_answers_everything() -> None:
-    cfg = SoakConfig(seed=10, duration_s=30.0, clients=16, kills=1, fault_mean_s=3.0, think_s=(0.5, 3.0),
+    cfg = SoakConfig(seed=10, duration_s=25.0, clients=16, kills=1, fault_mean_s=3.0, think_s=(0.5, 3.0),
                      citizen_every_s=10.0, log=lambda s: None)
     result = asyncio.run(Soak(cfg).run())
     print(result.table())
