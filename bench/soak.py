@@ -30,9 +30,14 @@ def main() -> int:
     ap.add_argument("--clients", type=int, default=32)
     ap.add_argument("--kills", type=int, default=3, help="daemon SIGKILLs (first 60 %% of the run)")
     ap.add_argument("--fault-mean-s", type=float, default=8.0, help="mean time between faults")
+    # vpcd reader slot 1: a soak of minutes on slot 0 would make every card test on the machine
+    # wait (and give up after the slot lock's 150 s); slot 1 is bench/idcard's, run one at a time
+    ap.add_argument("--vpcd-port", type=int, default=35964, help="the simulated card's vpcd slot port")
     args = ap.parse_args()
     cfg = SoakConfig(seed=args.seed, duration_s=args.minutes * 60, clients=args.clients, kills=args.kills,
-                     fault_mean_s=args.fault_mean_s, log=lambda s: print(s, file=sys.stderr, flush=True))
+                     fault_mean_s=args.fault_mean_s,
+                     part_options={"cccd_card": {"vpcd_port": args.vpcd_port}},
+                     log=lambda s: print(s, file=sys.stderr, flush=True))
     result = asyncio.run(Soak(cfg).run())
     print(result.table())
     emit("soak", result.figures())

@@ -39,6 +39,7 @@ import pathlib
 import random
 import re
 import signal
+import subprocess
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -105,6 +106,7 @@ class SoakConfig:
     citizen_every_s: float = 20.0       # a new resident's card on the reader
     sample_s: float = 1.0               # RSS / fd sampling period
     workdir: pathlib.Path | None = None
+    part_options: dict[str, dict[str, Any]] | None = None  # Station(options=), e.g. a vpcd slot
     log: Callable[[str], None] = print
 
 
@@ -176,8 +178,11 @@ class Result:
         if m.get("slope_kib_per_h") is not None and m.get("flat") is None:
             rows[-1] = (rows[-1][0] + f" (judged over ≥ {MIN_RSS_SPAN_S / 60:.0f} min)", *rows[-1][1:])
         f = self.fds
-        rows.append(("daemon fds at end vs after warm-up", f"{f.get('end')} vs {f.get('start')}", "equal",
-                     f.get("end") == f.get("start")))
+        what = "daemon fds at end vs after warm-up"
+        if f.get("end") != f.get("start") and f.get("end_warm_up_lacked"):
+            # the same visit did not get as far at the end: what it opens is not open (say so)
+            what += f" (end visit failed at {', '.join(f['end_warm_up_lacked'])})"
+        rows.append((what, f"{f.get('end')} vs {f.get('start')}", "equal", f.get("end") == f.get("start")))
         return rows
 
     @property
@@ -250,7 +255,8 @@ class Result:
 class Soak:
     def __init__(self, config: SoakConfig) -> None:
         self.cfg = config
-        self.st = Station(workdir=config.workdir, config={"daemon": {"log_level": "info"}})
+        self.st = Station(workdir=config.workdir, config={"daemon": {"log_level": "info"}},
+                          options=config.part_options)
         self.outcomes: collections.Counter[tuple[str, str]] = collections.Counter()
         self.failures: list[str] = []
         self.faults: collections.Counter[str] = collections.Counter()
@@ -268,6 +274,7 @@ class Soak:
         self.card_lock = asyncio.Lock()
         self.devices: dict[str, str] = {}
         self.warm_ups = 0
+        self.warming = False
         self.fd_kinds: list[collections.Counter[str]] = []
         self.messages: dict[tuple[str, str], str] = {}  # the first message per (method, reason)
         self._background: set[asyncio.Task[None]] = set()
@@ -293,6 +300,9 @@ class Soak:
             else:
                 self.note(method, exc.reason)
             self.messages.setdefault((method, exc.reason), exc.message)
+            if self.warming:
+                self.cfg.log(f"soak: warm-up {method} {exc.reason} ({exc.message}) "
+                             f"in {time.monotonic() - t0:.1f} s")
             raise
         except TimeoutError:
             self.fail(method, f"no answer within {ANSWER_CEILING_S:.0f} s")
@@ -306,7 +316,7 @@ class Soak:
             if result.get("reason"):
                 label += f" ({result['reason']})"
         self.note(method, label)
-        if self.stop_at == 0 or t0 > self.stop_at:  # the warm-ups: what each step took
+        if self.warming:
             self.cfg.log(f"soak: warm-up {method} {label} in {time.monotonic() - t0:.1f} s")
         return result
 
@@ -366,7 +376,7 @@ class Soak:
             await self.until_devices_online()
             self.cfg.log(f"soak: faults repaired, devices online after {time.monotonic() - phase:.1f} s")
             await self.settle_payments()
-            await self.warm_up()
+            warm_end = await self.warm_up()
             fd_end = await self.quiet_fds()
             self.cfg.log(f"soak: payments settled, warm-up visit, fds counted after "
                          f"{time.monotonic() - phase:.1f} s")
@@ -375,7 +385,8 @@ class Soak:
             memory = self.memory()
             return Result(self.cfg, sorted(self.methods), self.skipped(), self.outcomes, self.failures,
                           self.faults, self.kills, prints, payments, memory,
-                          {"start": fd_start, "end": fd_end, "warm_up": warm, "diff": self.fd_diff()},
+                          {"start": fd_start, "end": fd_end, "diff": self.fd_diff(),
+                           "end_warm_up_lacked": sorted(set(warm) - set(warm_end))},
                           time.monotonic() - t0, dict(self.messages))
         finally:
             await asyncio.to_thread(self.st.stop)
@@ -417,9 +428,11 @@ class Soak:
         self.warm_ups += 1
         hal, epoch = await self.connect()
         seen: dict[str, str] = {}
+        self.warming = True
         try:
             await self.visit(hal, epoch, None, f"warm{self.warm_ups}", seen)
         finally:
+            self.warming = False
             await hal.close()
         return seen
 
@@ -435,11 +448,7 @@ class Soak:
                     break
                 await asyncio.sleep(0.2)
             pid = self.st.daemon.pid if self.st.daemon else 0
-            kinds: collections.Counter[str] = collections.Counter()
-            for fd in os.listdir(f"/proc/{pid}/fd"):
-                with contextlib.suppress(OSError):
-                    target = os.readlink(f"/proc/{pid}/fd/{fd}")
-                    kinds[re.sub(r"\[\d+\]$", "", target)] += 1
+            kinds = await asyncio.to_thread(fd_kinds, pid)
             self.fd_kinds.append(kinds)
             return sum(kinds.values()) - 1  # minus our probe's connection
         finally:
@@ -473,6 +482,9 @@ class Soak:
         (the warm-up) every step, the same each time."""
         fixed = rng is None
         rng = rng or random.Random(0)
+
+        def over() -> bool:  # a resident mid-visit when the load ends goes home
+            return not fixed and time.monotonic() >= self.stop_at
         try:
             if "idcard.read" in self.methods:
                 citizen = self.citizen
@@ -484,22 +496,33 @@ class Soak:
                             and self.citizen is citizen:
                         self.fail("idcard.read", "another resident's card data came back")
                 await self.think(rng)
+            if over():
+                return
             if "scale.read" in self.methods:
                 with contextlib.suppress(RpcError):
                     await self.call(hal, epoch, "scale.read", {"stable": True, "timeout_ms": 15000})
                     seen["scale.read"] = "ok"
                 await self.think(rng)
+            if over():
+                return
             if "health.measure" in self.methods:
                 kind = "weight" if fixed else rng.choice(["blood_pressure", "spo2", "weight",
                                                           "body_composition"])
-                with contextlib.suppress(RpcError):
-                    await self.call(hal, epoch, "health.measure", {"kind": kind, "timeout_ms": 30000})
-                    seen["health.measure"] = "ok"
+                # the warm-ups insist: the BLE link a measure leaves connected is an fd counted
+                for _ in range(2 if fixed else 1):
+                    with contextlib.suppress(RpcError):
+                        await self.call(hal, epoch, "health.measure", {"kind": kind, "timeout_ms": 30000})
+                        seen["health.measure"] = "ok"
+                        break
                 await self.think(rng)
+            if over():
+                return
             if "payment.pay" in self.methods and (fixed or rng.random() < 0.6):
                 await self.pay(hal, epoch, rng, f"soak-{tag}")
                 seen["payment.pay"] = "ok"
                 await self.think(rng)
+            if over():
+                return
             if "printer.print" in self.methods:
                 await self.print_receipt(hal, epoch, f"rcpt-{tag}")
                 seen["printer.print"] = "ok"
@@ -966,6 +989,39 @@ class Soak:
             out["flat"] = (slope * 3600 / 1024 <= out["target_mib_per_h"]
                            if half[-1].t - half[0].t >= MIN_RSS_SPAN_S else None)
         return out
+
+
+def fd_kinds(pid: int) -> collections.Counter[str]:
+    """A process's descriptors by what they are: files by path, sockets by the path or process
+    at the other end (ss), TCP by port, so a count that moved says what moved."""
+    names: dict[str, str] = {}
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        out = subprocess.run(["ss", "-xpan"], capture_output=True, text=True, timeout=30).stdout
+        rows = [ln.split(None, 8) for ln in out.splitlines()[1:]]
+        local = {r[5]: (r[4], r[8] if len(r) > 8 else "") for r in rows if len(r) >= 8}
+        for r in rows:
+            if len(r) < 8:
+                continue
+            path, peer = r[4], r[7]
+            peer_path, peer_proc = local.get(peer, ("*", ""))
+            who = re.search(r'\(\("([^"]+)"', peer_proc)
+            names[r[5]] = ("unix:" + (path if path != "*" else peer_path if peer_path != "*"
+                                      else f"peer {who.group(1) if who else '?'}"))
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for ln in pathlib.Path(table).read_text().splitlines()[1:]:
+                f = ln.split()
+                lport, rport = (int(a.rsplit(":", 1)[1], 16) for a in (f[1], f[2]))
+                names[f[9]] = f"tcp to port {rport}" if rport else f"tcp listening on {lport}"
+    kinds: collections.Counter[str] = collections.Counter()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        with contextlib.suppress(OSError):
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            m = re.fullmatch(r"socket:\[(\d+)\]", target)
+            # a re-plugged serial line is another pty: count ptys, not which
+            plain = re.sub(r"^/dev/pts/\d+$", "/dev/pts/*", re.sub(r"\[\d+\]$", "", target))
+            kinds[names.get(m.group(1), "socket") if m else plain] += 1
+    return kinds
 
 
 def _line(msg: dict[str, Any]) -> bytes:
