@@ -7,10 +7,11 @@ SIMDIR ?= run/sim
 SHARED := $(wildcard ../shared/tools/check_layers.py)
 PYTEST_ARGS ?=
 
-.PHONY: help setup-run setup-test run test lint typecheck layers micropython pytest bench soak fuzz-long install clean docs
+.PHONY: help setup-run setup-test run kiosk test lint typecheck layers micropython pytest bench soak fuzz-long install clean docs
 
 help:
 	@echo "make run      start the daemon on the simulated station (then: $(VENV)/bin/halctl status)"
+	@echo "make kiosk    make run plus the browser bridge and the demo kiosk page (KIOSK_PORT=8765)"
 	@echo "make test     ruff, mypy, layers, MicroPython protocol tests and pytest"
 	@echo "make bench    benchmarks in bench/, one table of figures and targets"
 	@echo "make soak     the whole station under load and faults (SOAK_MINUTES=30)"
@@ -29,6 +30,15 @@ run: setup-run
 	@exec $(PY) -m simulators.station --dir $(SIMDIR) \
 	  --ready-message "halsvc is ready. In a second terminal:  $(VENV)/bin/halctl status   (or: . $(VENV)/bin/activate; halctl status)" \
 	  -- $(PY) -m halsvc --config $(SIMDIR)/halsvc.toml --socket $(SOCKET)
+
+# make run plus the WebSocket bridge and the demo kiosk page on 127.0.0.1:$(KIOSK_PORT): the
+# station's config with a [bridge] table added.
+KIOSK_PORT ?= 8765
+kiosk: setup-run
+	@mkdir -p $(dir $(SOCKET)) $(SIMDIR)
+	@exec $(PY) -m simulators.station --dir $(SIMDIR) \
+	  --ready-message "halsvc is ready. The kiosk page:  chromium --app=\"http://127.0.0.1:$(KIOSK_PORT)/#token=\$$(cat $(SIMDIR)/state/kiosk.token)\"" \
+	  -- sh -c 'printf "\n[bridge]\nenabled = true\nport = $(KIOSK_PORT)\n" | cat $(SIMDIR)/halsvc.toml - > $(SIMDIR)/kiosk.toml && exec $(PY) -m halsvc --config $(SIMDIR)/kiosk.toml --socket $(SOCKET)'
 
 test: setup-test lint typecheck layers micropython pytest
 

@@ -20,6 +20,7 @@ import pytest
 from harness import ROOT, Station
 
 from drivers.base import REASON_CODES
+from halsvc.client import RpcError
 from simulators.cccd_card.document import DEFAULT_CITIZEN
 
 os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
@@ -168,6 +169,25 @@ def test_card_pulled_mid_read_says_so_and_a_wrong_can_too(page: Any, kiosk: Kios
     page.click("#lang")
     expect(status).to_have_text(re.compile("The card was taken away during the read"))
     kiosk.wait_event("idcard.card_present", ("cccd_card", "insert", {}))
+
+
+def test_a_flow_holds_its_device_until_the_resident_goes_back(page: Any, kiosk: Kiosk) -> None:
+    open_page(page, kiosk)
+    with kiosk.st.sync_client(timeout=WAIT_MS / 1000) as other:
+        other.subscribe("device.claimed")
+        page.click("#tile-idcard")
+        events = other.events()
+        while not (ev := next(events))["data"]["claimed"]:
+            pass
+        assert ev["device"] == "idcard0"
+        with pytest.raises(RpcError) as info:
+            other.call("idcard.read", {"can": CAN})
+        assert info.value.reason == "device_busy"
+        page.click("#idcard .back")
+        while (ev := next(events))["data"]["claimed"]:
+            pass
+        assert ev["device"] == "idcard0"
+        assert other.call("device.status", {"device": "idcard0"})["claimed"] is False
 
 
 # --- blood pressure ----------------------------------------------------------------------------

@@ -19,6 +19,7 @@ const state = {
   progress: new Map(),  // request id -> progress callback
   payAttempt: Number(sessionStorage.getItem("halsvc.attempt") || 0),
   payment: null,        // the approved payment, for the receipt
+  claims: new Set(),    // devices this page holds for the resident in front of it
 };
 
 // --- language -------------------------------------------------------------------------------
@@ -131,6 +132,7 @@ function connect() {
     }
     state.pending.clear();
     state.progress.clear();
+    state.claims.clear();  // they ended with the connection
     state.failures += 1;
     // This page came from the bridge itself, so a WebSocket that never opens was refused
     // (HTTP 403: wrong token or Origin), not unreachable.
@@ -169,7 +171,43 @@ function goHome() {
   clearIdCard();
   clearReadings();
   clearPayment();
+  releaseClaims();
   show("home");
+}
+
+// While a resident is in a flow, its devices are this page's alone: another client gets
+// device_busy. The claim ends on Back, when the resident walks away, at lease expiry, or when
+// this page's connection closes (a crashed page never locks the station).
+const FLOW_KINDS = {idcard: ["idcard"], bp: ["health"], weigh: ["scale"], pay: ["payment", "printer"]};
+const LEASE_MS = 300000;
+
+async function claimFor(flow) {
+  const status = document.querySelector(`#${flow} .status`);
+  let devices;
+  try {
+    devices = (await call("device.list")).devices;
+  } catch (err) {
+    return;
+  }
+  for (const kind of FLOW_KINDS[flow] || []) {
+    const dev = devices.find((d) => d.kind === kind);
+    if (!dev) continue;
+    try {
+      await call("device.claim", {device: dev.device, lease_ms: LEASE_MS});
+      if ($(flow).hidden) {  // the resident went back meanwhile
+        call("device.release", {device: dev.device}).catch(() => {});
+        continue;
+      }
+      state.claims.add(dev.device);
+    } catch (err) {
+      showError(status, err);
+    }
+  }
+}
+
+function releaseClaims() {
+  for (const device of state.claims) call("device.release", {device}).catch(() => {});
+  state.claims.clear();
 }
 
 function busy(button, on) {
@@ -500,7 +538,11 @@ function start() {
   const lang = new URLSearchParams(location.hash.slice(1)).get("lang");
   if (lang === "en" || lang === "vi") state.lang = lang;
   for (const tile of document.querySelectorAll(".tile")) {
-    tile.addEventListener("click", () => { if (!tile.disabled) show(tile.dataset.flow); });
+    tile.addEventListener("click", () => {
+      if (tile.disabled) return;
+      show(tile.dataset.flow);
+      claimFor(tile.dataset.flow);
+    });
   }
   for (const back of document.querySelectorAll(".back")) back.addEventListener("click", goHome);
   $("lang").addEventListener("click", () => { state.lang = state.lang === "vi" ? "en" : "vi"; applyLang(); });
