@@ -3,13 +3,16 @@ methods' own schemas, and the generator's document must be what a live daemon an
 
 from __future__ import annotations
 
+import pathlib
+import re
+import sys
 from typing import Any
 
 import pytest
 from conftest import ROOT, run
 from harness import Station
 
-from halsvc import apidoc
+from halsvc import apidoc, builtins
 from halsvc.schema import SchemaError, validate
 
 REGENERATE = "regenerate it: .venv/bin/python -m halsvc.apidoc > docs/api.md"
@@ -29,6 +32,20 @@ def test_every_method_and_topic_is_documented() -> None:
         assert f"| `{topic}` |" in text
     for reason in doc["components"]["x-reasons"]:
         assert f"| `{reason}` |" in text
+
+
+def test_every_progress_topic_a_driver_sends_is_declared() -> None:
+    """A `ctx.progress("topic", ...)` in a driver's code must be in its methods' `events=`, or
+    rpc.discover and docs/api.md would not tell integrators about it."""
+    for cls in apidoc.every_driver():
+        module = pathlib.Path(sys.modules[cls.__module__].__file__ or "")
+        # drivers/<name>.py alone, or every module of the drivers/<name>/ package
+        files = [module] if module.parent.name == "drivers" else sorted(module.parent.glob("*.py"))
+        sent = {t for f in files for t in re.findall(r'progress\(\s*"([a-z_.]+)"', f.read_text())}
+        declared = {t for spec in cls.rpc_methods() for t in spec.events}
+        assert sent <= declared, f"{cls.__name__}: progress topics not in any events=: {sent - declared}"
+    for spec, _ in builtins.BUILTINS:
+        assert spec.events or not spec.long, spec.name
 
 
 def _method(doc: dict[str, Any], name: str) -> dict[str, Any]:

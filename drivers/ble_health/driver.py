@@ -559,7 +559,8 @@ class BleHealthDriver(Driver):
 
     @rpc_method("health.pair", "Bond with a BLE device that demands it (NoInputNoOutput: Just Works).",
                 params=ADDRESS_PARAMS, role="technician", long=True, exclusive=False,
-                errors=("device_offline", "no_device", "not_paired", "device_busy", "timeout"))
+                errors=("device_offline", "no_device", "not_paired", "device_busy", "timeout"),
+                events=("health.progress",))
     async def pair(self, params: dict[str, Any], ctx: OperationContext) -> dict[str, Any]:
         self.require_online()
         address = str(params["address"]).upper()

@@ -618,7 +618,8 @@ class PaymentDriver(Driver):
 
     @rpc_method("payment.reverse", "Reverse (refund) an approved payment, once.",
                 params=KEY_PARAMS, result=PAY_RESULT, long=True, citizen_data=True, exclusive=False,
-                errors=("device_offline", "not_found", "state_conflict", "timeout"))
+                errors=("device_offline", "not_found", "state_conflict", "timeout"),
+                events=("payment.progress",))
     async def reverse(self, params: dict[str, Any], ctx: OperationContext) -> dict[str, Any]:
         key = str(params["idempotency_key"])
         default_s = self._opt("pay_timeout_s", 180.0)
