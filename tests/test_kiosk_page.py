@@ -356,3 +356,43 @@ def test_a_wrong_token_or_origin_is_refused(page: Any, kiosk: Kiosk, tmp_path: p
     assert page.evaluate(OPEN_WS, good) == "refused"
     page.set_content("<p>another page</p>")
     assert page.evaluate(OPEN_WS, good) == "refused"
+
+
+# --- a station without those devices --------------------------------------------------------------
+def test_flows_without_their_devices_say_not_available_and_light_up_when_they_come(
+        browser: Any, tmp_path: pathlib.Path) -> None:
+    """A station with only its GPIO panel: every flow says it is not available here. The daemon
+    restarts with a scale configured: the page reconnects by itself (same per-boot token) and
+    the weighing tile lights up, from rpc.discover."""
+    st = Station(only={"gpio_panel"}, config={"bridge": {"enabled": True, "port": 0}}).start()
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    try:
+        bare = Kiosk(st)
+        pg = context.new_page()
+        pg.goto(bare.url())
+        expect(pg.locator("body")).to_have_attribute("data-ready", "true")
+        for tile in ("#tile-idcard", "#tile-bp", "#tile-weigh", "#tile-pay"):
+            expect(pg.locator(tile)).to_be_disabled()
+            expect(pg.locator(f"{tile} .na")).to_have_text("Không có trên trạm này")
+        shot(pg, tmp_path, "12-nothing-available")
+        pg.click("#lang")
+        expect(pg.locator("#tile-pay .na")).to_have_text("Not available on this station")
+        # The same port again, so the page's address still holds; a scale that is not plugged in
+        # still offers scale.read (it answers device_offline until it is).
+        port = int(bare.base.rsplit(":", 1)[1])
+        st.stop_daemon()
+        expect(pg.locator("#link")).to_have_attribute("data-state", "down")
+        st.write_config(bridge={"enabled": True, "port": port},
+                        devices={"scale0": {"driver": "scale", "port": str(st.workdir / "no-such-tty")}})
+        st.start_daemon()
+        expect(pg.locator("#link")).to_have_attribute("data-state", "up")
+        expect(pg.locator("#tile-weigh")).to_be_enabled()
+        expect(pg.locator("#tile-idcard")).to_be_disabled()
+        pg.click("#tile-weigh")
+        pg.click("#weigh-start")
+        expect(pg.locator("#weigh-status")).to_have_attribute("data-reason", "device_offline")
+        expect(pg.locator("#weigh-status")).to_have_text(re.compile("The device is out of service"))
+        shot(pg, tmp_path, "13-weigh-offline")
+    finally:
+        context.close()
+        st.stop()
