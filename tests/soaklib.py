@@ -107,6 +107,7 @@ class SoakConfig:
     sample_s: float = 1.0               # RSS / fd sampling period
     workdir: pathlib.Path | None = None
     part_options: dict[str, dict[str, Any]] | None = None  # Station(options=), e.g. a vpcd slot
+    daemon_config: dict[str, Any] | None = None  # merged into the daemon's config
     log: Callable[[str], None] = print
 
 
@@ -255,7 +256,8 @@ class Result:
 class Soak:
     def __init__(self, config: SoakConfig) -> None:
         self.cfg = config
-        self.st = Station(workdir=config.workdir, config={"daemon": {"log_level": "info"}},
+        self.st = Station(workdir=config.workdir,
+                          config={"daemon": {"log_level": "info"}, **(config.daemon_config or {})},
                           options=config.part_options)
         self.outcomes: collections.Counter[tuple[str, str]] = collections.Counter()
         self.failures: list[str] = []
