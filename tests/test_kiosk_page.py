@@ -142,6 +142,9 @@ def test_tap_the_id_card_and_see_name_and_photo(page: Any, kiosk: Kiosk, tmp_pat
     page.wait_for_function("() => document.getElementById('idcard-photo').naturalWidth > 0")
     assert photo.evaluate("img => img.naturalHeight") > 100
     shot(page, tmp_path, "02-idcard")
+    log = kiosk.st.log()
+    for secret in (DEFAULT_CITIZEN["full_name"], DEFAULT_CITIZEN["id_number"], CAN, kiosk.token):
+        assert secret not in log  # the bridge logs no citizen data and not its token
     # The resident walks away: nothing of theirs stays on the screen.
     kiosk.st.control("gpio_panel", "person_arrives")
     kiosk.st.control("gpio_panel", "person_leaves")
