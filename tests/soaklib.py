@@ -892,33 +892,14 @@ class Soak:
         if "printer.print" not in self.methods:
             return {}
         jobs = (await self.control("escpos_printer", "jobs"))["jobs"]
-        on_paper: collections.Counter[str] = collections.Counter()
-        for job in jobs:
-            markers = {s.get("data") for s in job.get("symbols", []) if s.get("type") == "qr"}
-            for m in markers:
-                if isinstance(m, str) and m.startswith("rcpt-"):
-                    on_paper[m] += 1
-        answers = [a for results in self.print_results.values() for a in results]
-        printed = {j for j, results in self.print_results.items() if "printed" in results}
-        twice = [j for j, n in on_paper.items() if n > 1]
-        lost = [j for j in printed if on_paper[j] == 0]
-        for j in twice:
-            self.failures.append(f"printer: receipt {j} on paper {on_paper[j]} times: "
-                                 f"{self.print_results.get(j)}")
-        for j in lost:
-            self.failures.append(f"printer: receipt {j} answered printed but not on paper")
-        return {"jobs_on_paper": sum(on_paper.values()), "printed": len(printed),
-                "failed": sum(1 for a in answers if a.endswith("failed")),
-                "repeated": sum(1 for a in answers if a.startswith("repeated:")),
-                "twice": len(twice), "lost": len(lost)}
+        return check_receipts(jobs, self.print_results, self.failures)
 
     async def check_payments(self) -> dict[str, Any]:
         """The terminal's ledger (what it charged) against the daemon's journal and against what
         the clients were told."""
         if "payment.journal" not in self.methods or "ledger" not in self.parts.get("payment_terminal", []):
             return {"available": False}
-        ledger = [r for r in (await self.control("payment_terminal", "ledger"))["records"]
-                  if r.get("kind") == "payment"]
+        ledger = (await self.control("payment_terminal", "ledger"))["records"]
         hal, _ = await self.connect()
         rows: list[dict[str, Any]] = []
         try:
@@ -932,38 +913,7 @@ class Soak:
                 before = min(int(r["id"]) for r in page)
         finally:
             await hal.close()
-        by_service = {r["service_id"]: r for r in rows}
-        charged: collections.Counter[str] = collections.Counter()
-        mismatched: list[str] = []
-        for rec in ledger:
-            row = by_service.get(rec.get("service_id"))
-            if rec.get("state") != "approved":
-                if row is not None and row["state"] in ("approved", "reversed", "reversing"):
-                    mismatched.append(f"journal {row['state']}, terminal {rec.get('state')}: {rec['key']}")
-                continue
-            if row is None:
-                mismatched.append(f"terminal charged {rec['key']} with no journal entry")
-                continue
-            charged[row["idempotency_key"]] += 1
-            want = "reversed" if rec.get("reversed") else "approved"
-            amount = int(row.get("authorized_amount") or 0)
-            if row["state"] != want or amount != int(rec["authorized_amount"]):
-                mismatched.append(f"terminal {want} {rec['authorized_amount']}, journal {row['state']} "
-                                  f"{row.get('authorized_amount')}: {row['idempotency_key']}")
-        ledger_services = {r.get("service_id") for r in ledger if r.get("state") == "approved"}
-        for row in rows:
-            if row["state"] in ("approved", "reversed") and row["service_id"] not in ledger_services:
-                mismatched.append(f"journal {row['state']} but no charge on the terminal: "
-                                  f"{row['idempotency_key']}")
-        doubled = [k for k, n in charged.items() if n > 1]
-        told = {k for k, results in self.pay_results.items() if "approved" in results}
-        lost = [k for k in told if charged[k] == 0]
-        self.failures += [f"payment: {k} charged {charged[k]} times" for k in doubled]
-        self.failures += [f"payment: {k} answered approved, never charged" for k in lost]
-        self.failures += [f"payment: {m}" for m in mismatched]
-        return {"available": True, "keys": len(self.pay_results), "approved": len(told),
-                "ledger_charges": sum(charged.values()), "journal_rows": len(rows),
-                "doubled": len(doubled), "lost": len(lost), "mismatched": len(mismatched)}
+        return check_ledger(ledger, rows, self.pay_results, self.failures)
 
     def fd_diff(self) -> dict[str, int]:
         """What kind of descriptor the end has more (+) or fewer (-) of than the start."""
@@ -991,6 +941,67 @@ class Soak:
             out["flat"] = (slope * 3600 / 1024 <= out["target_mib_per_h"]
                            if half[-1].t - half[0].t >= MIN_RSS_SPAN_S else None)
         return out
+
+
+def check_receipts(jobs: list[dict[str, Any]], answers: dict[str, list[str]],
+                   failures: list[str]) -> dict[str, Any]:
+    """The printer simulator's job records (the paper: each soak receipt carries its job id in a
+    QR) against what the clients were answered."""
+    on_paper: collections.Counter[str] = collections.Counter()
+    for job in jobs:
+        markers = {s.get("data") for s in job.get("symbols", []) if s.get("type") == "qr"}
+        for m in markers:
+            if isinstance(m, str) and m.startswith("rcpt-"):
+                on_paper[m] += 1
+    every = [a for results in answers.values() for a in results]
+    printed = {j for j, results in answers.items() if "printed" in results}
+    twice = [j for j, n in on_paper.items() if n > 1]
+    lost = [j for j in printed if on_paper[j] == 0]
+    failures += [f"printer: receipt {j} on paper {on_paper[j]} times: {answers.get(j)}" for j in twice]
+    failures += [f"printer: receipt {j} answered printed but not on paper" for j in lost]
+    return {"jobs_on_paper": sum(on_paper.values()), "printed": len(printed),
+            "failed": sum(1 for a in every if a.endswith("failed")),
+            "repeated": sum(1 for a in every if a.startswith("repeated:")),
+            "twice": len(twice), "lost": len(lost)}
+
+
+def check_ledger(ledger: list[dict[str, Any]], rows: list[dict[str, Any]], answers: dict[str, list[str]],
+                 failures: list[str]) -> dict[str, Any]:
+    """The terminal's ledger (what it charged, by the payment request's ServiceID) against the
+    journal's rows (payment.journal) and the clients' answers per idempotency key."""
+    charges = [r for r in ledger if r.get("kind") == "payment"]
+    by_service = {r["service_id"]: r for r in rows}
+    charged: collections.Counter[str] = collections.Counter()
+    mismatched: list[str] = []
+    for rec in charges:
+        row = by_service.get(rec.get("service_id"))
+        if rec.get("state") != "approved":
+            if row is not None and row["state"] in ("approved", "reversed", "reversing"):
+                mismatched.append(f"journal {row['state']}, terminal {rec.get('state')}: {rec['key']}")
+            continue
+        if row is None:
+            mismatched.append(f"terminal charged {rec['key']} with no journal entry")
+            continue
+        charged[row["idempotency_key"]] += 1
+        want = "reversed" if rec.get("reversed") else "approved"
+        amount = int(row.get("authorized_amount") or 0)
+        if row["state"] != want or amount != int(rec["authorized_amount"]):
+            mismatched.append(f"terminal {want} {rec['authorized_amount']}, journal {row['state']} "
+                              f"{row.get('authorized_amount')}: {row['idempotency_key']}")
+    approved_services = {r.get("service_id") for r in charges if r.get("state") == "approved"}
+    for row in rows:
+        if row["state"] in ("approved", "reversed") and row["service_id"] not in approved_services:
+            mismatched.append(f"journal {row['state']} but no charge on the terminal: "
+                              f"{row['idempotency_key']}")
+    doubled = [k for k, n in charged.items() if n > 1]
+    told = {k for k, results in answers.items() if "approved" in results}
+    lost = [k for k in told if charged[k] == 0]
+    failures += [f"payment: {k} charged {charged[k]} times" for k in doubled]
+    failures += [f"payment: {k} answered approved, never charged" for k in lost]
+    failures += [f"payment: {m}" for m in mismatched]
+    return {"available": True, "keys": len(answers), "approved": len(told),
+            "ledger_charges": sum(charged.values()), "journal_rows": len(rows),
+            "doubled": len(doubled), "lost": len(lost), "mismatched": len(mismatched)}
 
 
 def fd_kinds(pid: int) -> collections.Counter[str]:
