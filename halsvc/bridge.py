@@ -40,6 +40,7 @@ _ws_log = logging.getLogger("halsvc.bridge.websockets")
 _ws_log.setLevel(logging.WARNING)
 
 STATIC_DIR = pathlib.Path(__file__).resolve().parent / "kiosk"
+STATIC_TYPES = {".html", ".js", ".css", ".png", ".svg", ".ico"}  # not the package's .py files
 RPC_PATH = "/rpc"
 ROLE = "kiosk"
 
@@ -254,7 +255,7 @@ class Bridge:
     def _static(self, path: str) -> Response:
         name = path.lstrip("/") or "index.html"
         file = (STATIC_DIR / name).resolve()
-        if STATIC_DIR not in file.parents or not file.is_file():
+        if STATIC_DIR not in file.parents or not file.is_file() or file.suffix not in STATIC_TYPES:
             return _response(http.HTTPStatus.NOT_FOUND, b"not found\n", "text/plain; charset=utf-8")
         ctype = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
         if ctype.startswith("text/") or ctype.endswith("javascript"):

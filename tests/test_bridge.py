@@ -289,7 +289,7 @@ def test_static_page_is_served_with_a_strict_policy(bridged: Station) -> None:
         assert resp.status == 200 and "<html" in body.lower()
         assert resp.headers["Content-Type"] == "text/html; charset=utf-8"
         assert "default-src 'self'" in resp.headers["Content-Security-Policy"]
-    for path in ("/../config.py", "/nope.html", "/%2e%2e/bridge.py"):
+    for path in ("/../config.py", "/nope.html", "/%2e%2e/bridge.py", "/__init__.py"):
         with pytest.raises(urllib.error.HTTPError) as info:
             urllib.request.urlopen(base + path, timeout=CEILING)
         assert info.value.code == 404
