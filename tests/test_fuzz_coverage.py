@@ -50,3 +50,11 @@ def test_every_protocol_parser_has_a_fuzz_test() -> None:
 
 def test_the_rpc_decoder_is_fuzzed() -> None:
     assert "halsvc.rpc.decode_line" in fuzzed_modules()
+
+
+def test_fuzz_tests_let_the_long_mode_raise_their_examples() -> None:
+    """A literal `max_examples=N` would stay N under HALSVC_FUZZ_LONG=1: use `examples(N)`."""
+    pinned = [f"{path.name}:{n}" for path in sorted((ROOT / "tests").glob("test_*fuzz*.py"))
+              for n, line in enumerate(path.read_text().splitlines(), 1)
+              if re.search(r"max_examples\s*=\s*\d", line)]
+    assert pinned == [], f"use tests/fuzzing.py examples(n): {pinned}"

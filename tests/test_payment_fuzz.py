@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from fuzzing import examples
 from harness import Station
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -64,7 +65,7 @@ def fz() -> Iterator[tuple[Station, Client]]:
         station.stop()
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=examples(150), deadline=None, suppress_health_check=list(HealthCheck))
 @given(calls)
 def test_every_payment_method_answers_arbitrary_params(fz: tuple[Station, Client],
                                                        call: tuple[str, dict[str, Any]]) -> None:
