@@ -449,6 +449,34 @@ def test_a_printer_that_goes_silent_mid_job_gives_link_lost_and_it_comes_back(
     assert len(complete) == 1 and complete[0]["symbols"] == []  # the slip; no half receipt
 
 
+def test_a_link_back_to_a_printer_still_inside_the_cut_off_band_is_recovered(
+        station: Callable[..., Station]) -> None:
+    """The cable comes back to a printer that stayed on (link_restore reset=false): its parser
+    is still inside the raster band the drop cut off, and takes DLE EOT for image data. The
+    driver finishes the band with NULs, clears the buffer (DLE DC4 8) and asks again."""
+    st = station(only={PART}, config=FAST)
+
+    async def go() -> None:
+        async with st.client() as hal:
+            await st.until_online(hal, DEV)
+            await hal.subscribe("printer.status")
+            await control(st, "link_drop", after_bytes=3000)  # inside the first raster band
+            r = await print_job(hal, "band-1", template="payment_receipt", data=RECEIPT_DATA)
+            assert (r["status"], r["reason"]) == ("failed", "link_lost")
+            await status_event(hal, lambda d: d["state"] in ("starting", "no_device"))
+            sim = await control(st, "link_restore", reset=False)
+            assert sim["buffered"] > 0  # the half band is still in the parser
+            await st.until_online(hal, DEV)
+            r = await print_job(hal, "band-2", template="health_slip", data=SLIP_DATA)
+            assert (r["status"], r["reason"]) == ("printed", None)
+
+    run(go())
+    outcomes = [(j["status"], j["reason"]) for j in jobs(st)]
+    assert outcomes == [("aborted", "buffer_cleared"), ("complete", None)]
+    assert jobs(st)[-1]["symbols"] == [] and jobs(st)[-1]["raster_slices"] >= 1
+    assert "finishing its raster band" in st.log()
+
+
 # --- invalid documents -------------------------------------------------------------------------
 
 B0 = "params.document.blocks[0]"

@@ -25,10 +25,12 @@ from drivers.printer.render import FONT_DIR, DocumentError, ReceiptRenderer
 from drivers.printer.transport import OPENERS, PrinterLink
 from protocols.errors import ProtocolError
 from protocols.escpos import status as st
+from protocols.escpos.raster import MAX_BAND_ROWS
 
 log = logging.getLogger("halsvc.printer")
 
 INVALID_PARAMS = -32602
+WIDTH_BYTES = {58: 48, 80: 72}  # a raster row of the paper, in bytes
 CHUNK = 1024
 _STATE_FOR_FAULT = {
     "cover_open": DeviceState.USER_ERROR,
@@ -208,7 +210,12 @@ class PrinterDriver(Driver):
             self._jobs()
             return
         try:
-            await self._refresh_status(self._opt("status_timeout_s", 1.0) * 2)
+            try:
+                await self._refresh_status(self._opt("status_timeout_s", 1.0) * 2)
+            except TimeoutError:
+                if not self._needs_clear:
+                    raise
+                await self._finish_cut_off_band(link)
         except TimeoutError:
             why = f"no printer answers on {link.describe} (a one-way printer needs status_replies = false)"
             log.info("%s: %s", self.device_id, why)  # the base logs only the reason
@@ -325,7 +332,26 @@ class PrinterDriver(Driver):
             except (HalError, ConnectionError):
                 return
 
-    async def _clear_buffer(self) -> bool:
+    async def _finish_cut_off_band(self, link: PrinterLink) -> None:
+        """The link went mid-job and the printer, still on, answers nothing now: it is likely
+        still inside the raster band it was cut off in, taking our status requests for image
+        data. NULs (white dots; ignored between commands) complete the longest band there can
+        be, then DLE DC4 8 drops what is left of that job and the status is asked again."""
+        width_bytes = WIDTH_BYTES.get(int(self.options.get("paper_mm", 80)), 72)
+        pad = width_bytes * MAX_BAND_ROWS
+        log.info("%s: no answer after a job was cut off; finishing its raster band (%d NULs)",
+                 self.device_id, pad)
+        self._fail_waiters()
+        link.write(bytes(pad))
+        wire_s = pad * 10 / self._line_rate()
+        await self._clear_buffer(wire_s * 1.5 + self._opt("status_timeout_s", 1.0) * 2)
+        try:
+            await self._refresh_status(self._opt("status_timeout_s", 1.0) * 2)
+        except TimeoutError:
+            self._needs_clear = True  # not heard from at all (still gone): again next time
+            raise
+
+    async def _clear_buffer(self, timeout_s: float | None = None) -> bool:
         """DLE DC4 8 and its 37h 25h 00h answer (Epson: send nothing else until it comes).
         Sent only between commands: after `_settle` or before a job, never inside a raster
         band, whose data would swallow it."""
@@ -337,7 +363,7 @@ class PrinterDriver(Driver):
         self._clear_waiters.append(fut)
         try:
             link.write(st.buffer_clear_request())
-            await asyncio.wait_for(fut, self._opt("status_timeout_s", 1.0) * 2)
+            await asyncio.wait_for(fut, timeout_s or self._opt("status_timeout_s", 1.0) * 2)
         except (TimeoutError, asyncio.CancelledError, ConnectionError):
             with contextlib.suppress(ValueError):
                 self._clear_waiters.remove(fut)

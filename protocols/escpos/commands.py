@@ -92,6 +92,11 @@ class CommandParser:
         if not buf:
             return None
         b = buf[0]
+        if b == 0x00:  # NUL: ignored by printers (a host pads with it to finish a cut-off band)
+            n = 1
+            while n < len(buf) and buf[n] == 0:
+                n += 1
+            return self._take(n, Command("nul", n))
         if b == 0x0A:
             return self._take(1, Command("lf"))
         if b == 0x0D:

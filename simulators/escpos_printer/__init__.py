@@ -9,7 +9,7 @@ what the driver sends, answers DLE EOT and automatic status back, and renders ea
     python -m simulators.escpos_printer --dir run/printer
 
 Control actions: paper_near_end / paper_out {after_lines}, paper_refill, cover_open,
-cover_close, offline, online, cutter_error, clear_error, link_drop {after_bytes}, link_restore,
+cover_close, offline, online, cutter_error, clear_error, link_drop {after_bytes}, link_restore {reset},
 small_buffer {size, print_rate}, stop_mode {mode: abort|resume}, one_way {on}, jobs, status.
 """
 

@@ -201,7 +201,7 @@ class SimulatedPrinter:
             self._update_flow()
 
     def _execute(self, cmd: Command, size: int) -> None:
-        if cmd.name not in ("init", "asb", "paper_sensor_status", "printer_id"):
+        if cmd.name not in ("init", "asb", "paper_sensor_status", "printer_id", "nul"):
             self._job_started = True
         self._job_bytes += size
         if cmd.name == "cut":
@@ -303,15 +303,18 @@ class SimulatedPrinter:
                 self.silent = True
                 self.on_drop()
         elif action == "link_restore":
-            # Back as after a power-cycle: what was on the wire while it was gone is lost, and
-            # so is the half command and half job it held.
+            # What was on the wire while it was gone is lost. By default back as after a
+            # power-cycle: the half command and half job it held are gone too. reset=false: the
+            # cable came back to a printer that stayed on, still inside the command (a raster
+            # band, say) it was cut off in.
             self.on_restore()
-            self.parser = CommandParser()
-            self.queue.clear()
-            self.queued = 0
-            self.paper = Paper(self.width)
-            self._job_bytes = 0
-            self._job_started = False
+            if args.get("reset", True):
+                self.parser = CommandParser()
+                self.queue.clear()
+                self.queued = 0
+                self.paper = Paper(self.width)
+                self._job_bytes = 0
+                self._job_started = False
             self.silent = False
             self.drop_after = None
             self._update_flow()

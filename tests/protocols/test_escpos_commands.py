@@ -131,3 +131,8 @@ def test_dle_dc4_8_clears_buffers_and_needs_its_fixed_arguments():
     else:
         raise AssertionError("accepted DLE DC4 8 with a wrong d7")
     assert p.next_command().data == b"B"
+
+
+def test_nul_runs_are_one_ignorable_command():
+    cmds = _commands(b"\x00\x00\x00A\x00")
+    assert [(c.name, c.value) for c in cmds] == [("nul", 3), ("text", None), ("nul", 1)]
