@@ -161,11 +161,13 @@ async def a_day(st: Station, methods: set[str], log: Callable[[str], None]) -> d
                 assert w["weight_kg"] > 40
                 seen["weights"] += 1
             if "health.measure" in methods:
-                try:
-                    await kiosk.call("health.measure", {"timeout_ms": 30000})
-                    seen["measures"] += 1
-                except RpcError as exc:
-                    log(f"health.measure: {exc}")
+                for kind in ("blood_pressure", "spo2", "weight", "body_composition"):
+                    try:
+                        await kiosk.call("health.measure",
+                                         {"kind": kind, "height_m": 1.62, "timeout_ms": 30000})
+                        seen["measures"] += 1
+                    except RpcError as exc:
+                        log(f"health.measure {kind}: {exc}")
             key = f"audit-{n}"
             if "payment.pay" in methods:
                 p = await kiosk.call("payment.pay", {"idempotency_key": key, "amount": 150_000 + 1000 * n,
@@ -208,6 +210,7 @@ def test_a_simulated_day_leaves_no_citizen_data_anywhere(station: Callable[..., 
     notes: list[str] = []
     seen = run(a_day(st, available, notes.append))
     assert seen["reads"] == len(CITIZENS)
+    assert "health.measure" not in available or seen["measures"] >= len(CITIZENS), notes
     assert any(e["topic"] == "idcard.status" for e in seen["spy"])  # it watched the day ...
     assert all("request_id" not in e for e in seen["spy"] + seen["other"])  # ... but no progress
 
