@@ -13,6 +13,7 @@ import os
 import pathlib
 import re
 import shutil
+import signal
 from collections.abc import Iterator
 from typing import Any
 
@@ -359,6 +360,38 @@ def test_a_wrong_token_or_origin_is_refused(page: Any, kiosk: Kiosk, tmp_path: p
     assert page.evaluate(OPEN_WS, good) == "refused"
     page.set_content("<p>another page</p>")
     assert page.evaluate(OPEN_WS, good) == "refused"
+
+
+def test_a_payment_whose_answer_is_lost_is_asked_again_with_its_key_and_charged_once(
+        page: Any, kiosk: Kiosk, tmp_path: pathlib.Path) -> None:
+    """The daemon dies while the terminal is taking the card. The page says the connection was
+    lost, reconnects by itself, and the resident's second press asks for that same payment (the
+    same idempotency key): one charge on the terminal, and the page shows it approved."""
+    def charges() -> int:
+        return sum(1 for r in kiosk.st.control("payment_terminal", "ledger")["records"]
+                   if r.get("amount") == 150000 and r.get("state") == "approved")
+
+    before = charges()
+    open_page(page, kiosk)
+    page.click("#tile-pay")
+    kiosk.st.control("payment_terminal", "scenario", name="slow")
+    page.click("#pay-card")
+    status = page.locator("#pay-status")
+    expect(status).to_have_attribute("data-key", "")  # the terminal's own prompt is on screen
+    key = page.evaluate("() => paymentKey()")
+    kiosk.st.stop_daemon(signal.SIGKILL)
+    expect(status).to_have_attribute("data-reason", "disconnected")
+    expect(status).to_have_text("Mất kết nối với trạm giữa chừng.")
+    shot(page, tmp_path, "14-pay-answer-lost")
+    port = int(kiosk.base.rsplit(":", 1)[1])
+    kiosk.st.write_config(bridge={"enabled": True, "port": port})
+    kiosk.st.start_daemon()
+    wait_online(kiosk.st, "idcard0", "printer0", "scale0", "payment0", "panel0")
+    expect(page.locator("#link")).to_have_attribute("data-state", "up")
+    assert page.evaluate("() => paymentKey()") == key  # not a new payment
+    page.click("#pay-card")
+    expect(status).to_have_attribute("data-outcome", "approved")
+    assert charges() == before + 1
 
 
 # --- a station without those devices --------------------------------------------------------------
