@@ -11,6 +11,7 @@ there."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
 import os
@@ -30,6 +31,7 @@ from soaklib import CITIZENS, can_of
 from halsvc.client import AsyncClient, RpcError
 
 HALCTL = [sys.executable, "-m", "halsvc.cli"]
+MEASURED: set[str] = set()  # weights the day measured (two decimals), searched for as well
 SHORT_FIELDS = {"sex"}  # "Nam", "Nữ": words any Vietnamese text has
 # Digits that look like dates or CANs also occur in timestamps and floats: those are taken out
 # of the text before digit-only needles are searched (with digit boundaries).
@@ -92,6 +94,9 @@ def find_leaks(where: str, data: str | bytes) -> list[str]:
         for needle, what in text_needles.items():
             if needle in t:
                 found.append(f"{where}: {what} ({needle!r})")
+        for value in MEASURED:
+            if re.search(rf"(?<![\d.]){re.escape(value)}0*(?![\d])", t):
+                found.append(f"{where}: a measured weight ({value!r})")
         stripped = NUMBERISH.sub(" ", t)
         for needle, what in digit_needles.items():
             if re.search(rf"(?<!\d){needle}(?!\d)", stripped):
@@ -156,16 +161,23 @@ async def a_day(st: Station, methods: set[str], log: Callable[[str], None]) -> d
                 r = await kiosk.call("idcard.read", {"id_number": citizen["id_number"]})
                 assert r["id_number"] == citizen["id_number"]
             if "scale.read" in methods:
-                await asyncio.to_thread(st.control, "serial_scale", "step_on", kg=55.0 + 7 * n, settle_s=0.3)
+                # weights with decimals no other number has: a measurement is the resident's too
+                await asyncio.to_thread(st.control, "serial_scale", "step_on", kg=61.37 + 7 * n, settle_s=0.3)
                 w = await kiosk.call("scale.read", {"stable": True, "height_m": 1.6 + n / 50})
                 assert w["weight_kg"] > 40
+                MEASURED.add(f"{w['weight_kg']:.2f}")
                 seen["weights"] += 1
             if "health.measure" in methods:
+                with contextlib.suppress(RuntimeError):
+                    await asyncio.to_thread(st.control, "ble_station", "step_on", device="scale",
+                                            kg=83.45 + n)
                 for kind in ("blood_pressure", "spo2", "weight", "body_composition"):
                     try:
-                        await kiosk.call("health.measure",
-                                         {"kind": kind, "height_m": 1.62, "timeout_ms": 30000})
+                        m = await kiosk.call("health.measure",
+                                             {"kind": kind, "height_m": 1.62, "timeout_ms": 30000})
                         seen["measures"] += 1
+                        if kind == "weight" and isinstance(m.get("weight_kg"), float):
+                            MEASURED.add(f"{m['weight_kg']:.2f}")
                     except RpcError as exc:
                         log(f"health.measure {kind}: {exc}")
             key = f"audit-{n}"
@@ -244,6 +256,7 @@ def test_a_simulated_day_leaves_no_citizen_data_anywhere(station: Callable[..., 
     for line in notes:
         print(line)
     day = {k: v for k, v in seen.items() if isinstance(v, int)}
+    print(f"weights searched for: {sorted(MEASURED)}")
     print(f"searched: log {len(st.log())} chars, {len(list(files_under(st.workdir / 'state')))} state files, "
           f"metrics {'yes' if metrics.exists() else 'no'}, bundle {'yes' if bundle.exists() else 'no'}, "
           f"{len(seen['spy'])} + {len(seen['other'])} events; day: {day}")
