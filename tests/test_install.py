@@ -82,6 +82,7 @@ def test_tree_has_package_units_rules_and_config(staged: pathlib.Path) -> None:
 def test_units_point_at_the_installed_daemon_and_config(staged: pathlib.Path) -> None:
     service = (staged / "usr/lib/systemd/system/halsvc.service").read_text()
     assert "\nExecStart=/usr/bin/halsvc --config /etc/halsvc/halsvc.toml\n" in service
+    assert "\nExecStartPre=+/usr/bin/halsvc --config /etc/halsvc/halsvc.toml --bridge-token\n" in service
     wrapper = (staged / "usr/bin/halsvc").read_text()
     assert "exec /usr/lib/halsvc/bin/halsvc " in wrapper
     assert "Documentation=file:/usr/share/doc/halsvc/" in service
@@ -109,9 +110,11 @@ def test_relocated_venv_runs_from_its_final_place(tmp_path: pathlib.Path) -> Non
     site_dir = next(final.glob("lib/halsvc/lib/python3*/site-packages"))
     # The dependencies the staged venv did not get (--no-deps), borrowed from the test venv.
     (site_dir / "test-deps.pth").write_text("\n".join(site.getsitepackages()) + "\n")
+    # Without PYTHONPATH: an exported checkout path would win over the installed package.
     probe = subprocess.run([str(final / "lib/halsvc/bin/python"), "-c",
                             "import halsvc, halsvc.hotplug; print(halsvc.__file__)"],
-                           capture_output=True, text=True, cwd=tmp_path)
+                           capture_output=True, text=True, cwd=tmp_path,
+                           env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
     assert probe.returncode == 0, probe.stderr
     assert probe.stdout.strip().startswith(str(site_dir))
     if (ROOT / "halsvc" / "daemon.py").exists():
@@ -120,6 +123,8 @@ def test_relocated_venv_runs_from_its_final_place(tmp_path: pathlib.Path) -> Non
         assert run.returncode == 0, run.stderr
     service = (final / "lib/systemd/system/halsvc.service").read_text()
     assert f"ExecStart={final}/bin/halsvc --config {tmp_path}/etc/halsvc/halsvc.toml" in service
+    assert f"ExecStartPre=+{final}/bin/halsvc --config {tmp_path}/etc/halsvc/halsvc.toml --bridge-token" \
+        in service
 
 
 def test_system_layout_puts_the_package_in_the_interpreters_site_packages(tmp_path: pathlib.Path) -> None:
@@ -130,6 +135,7 @@ def test_system_layout_puts_the_package_in_the_interpreters_site_packages(tmp_pa
     daemon = "/" + str(scripts[0].relative_to(tmp_path))
     service = (tmp_path / "usr/local/lib/systemd/system/halsvc.service").read_text()
     assert f"ExecStart={daemon} --config /etc/halsvc/halsvc.toml" in service
+    assert f"ExecStartPre=+{daemon} --config /etc/halsvc/halsvc.toml --bridge-token" in service
     packages = [p.parent for p in tmp_path.glob("usr/local/lib/python3*/*-packages/halsvc/__init__.py")]
     assert len(packages) == 1
     assert not (tmp_path / "usr/local/lib/halsvc").exists()  # no venv in this layout

@@ -101,6 +101,7 @@ say "units, udev rules, sysusers/tmpfiles entries, example config"
 install -d "$DESTDIR$UNITDIR" "$DESTDIR$UDEVRULESDIR" "$DESTDIR$SYSUSERSDIR" "$DESTDIR$TMPFILESDIR" \
     "$DESTDIR$DOCDIR" "$DESTDIR$SYSCONFDIR/halsvc"
 sed -e "s#^ExecStart=/usr/bin/halsvc --config /etc/halsvc/halsvc.toml#ExecStart=$DAEMON --config $SYSCONFDIR/halsvc/halsvc.toml#" \
+    -e "s#^ExecStartPre=+/usr/bin/halsvc --config /etc/halsvc/halsvc.toml#ExecStartPre=+$DAEMON --config $SYSCONFDIR/halsvc/halsvc.toml#" \
     -e "s#/usr/share/doc/halsvc/#$DOCDIR/#" \
     "$SRC/systemd/halsvc.service" > "$DESTDIR$UNITDIR/halsvc.service"
 sed -e "s#/usr/share/doc/halsvc/#$DOCDIR/#" "$SRC/systemd/halsvc.socket" > "$DESTDIR$UNITDIR/halsvc.socket"
