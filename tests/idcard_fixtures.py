@@ -11,33 +11,14 @@ from __future__ import annotations
 import asyncio
 import pathlib
 import threading
-import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any
 
 import pytest
-from smartcard import scard
 
 from drivers.base import DeviceState, OperationContext
 from drivers.idcard import IdCardDriver
-from simulators.cccd_card.card import start_part
-
-
-def wait_until_reader_empty(reader: str, timeout_s: float = 10.0) -> None:
-    """Block until pcscd reports no card on `reader` (or pcscd is not there to ask)."""
-    rc, ctx = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
-    if rc != scard.SCARD_S_SUCCESS:
-        return
-    try:
-        state = scard.SCARD_STATE_UNAWARE
-        deadline = time.monotonic() + timeout_s
-        while (left := deadline - time.monotonic()) > 0:
-            rc, states = scard.SCardGetStatusChange(ctx, int(left * 1000), [(reader, state)])
-            if rc != scard.SCARD_S_SUCCESS or not states[0][1] & scard.SCARD_STATE_PRESENT:
-                return
-            state = states[0][1] & ~scard.SCARD_STATE_CHANGED
-    finally:
-        scard.SCardReleaseContext(ctx)
+from simulators.cccd_card.card import start_part, wait_until_reader_empty
 
 
 class CardRig:

@@ -355,6 +355,29 @@ def _lock_slot(ports: tuple[int, ...]) -> tuple[int, int, int]:
     return chosen, fds[chosen], users
 
 
+def wait_until_reader_empty(reader: str, timeout_s: float = 10.0) -> None:
+    """Block until pcscd reports no card on `reader` (or pcscd is not there to ask). pcscd polls
+    vpcd, so a slot handed to the next card before pcscd saw this one go would show the next card
+    as this one still present, and its first read would fail."""
+    try:
+        from smartcard import scard  # the machine's reader stack, as an observer only
+    except ImportError:
+        return
+    rc, ctx = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
+    if rc != scard.SCARD_S_SUCCESS:
+        return
+    try:
+        state = scard.SCARD_STATE_UNAWARE
+        deadline = time.monotonic() + timeout_s
+        while (left := deadline - time.monotonic()) > 0:
+            rc, states = scard.SCardGetStatusChange(ctx, int(left * 1000), [(reader, state)])
+            if rc != scard.SCARD_S_SUCCESS or not states[0][1] & scard.SCARD_STATE_PRESENT:
+                return
+            state = states[0][1] & ~scard.SCARD_STATE_CHANGED
+    finally:
+        scard.SCardReleaseContext(ctx)
+
+
 def _unlock(fds: tuple[int, int]) -> None:
     for fd in fds:
         os.close(fd)  # closing drops the flock
@@ -385,6 +408,8 @@ async def start_part(workdir: pathlib.Path, options: dict[str, Any]) -> StationP
     async def stop() -> None:
         try:
             await card.stop()
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(wait_until_reader_empty, reader_name(card.port))
             if started:
                 await asyncio.to_thread(pcscd.stop, locks[1])
         finally:
