@@ -43,13 +43,15 @@ import subprocess
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from harness import Station
 
 from drivers.base import REASON_CODES
 from halsvc.client import AsyncClient, DaemonUnreachable, RpcError
 from simulators.control import acontrol, control
+
+T = TypeVar("T")
 
 # JSON-RPC's own reasons (halsvc/rpc.py) next to the application's (drivers/base.py).
 RPC_REASONS = {"parse_error", "invalid_request", "method_not_found", "invalid_params", "message_too_large"}
@@ -377,17 +379,18 @@ class Soak:
             sampler.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sampler
+            # From here on a check that cannot run is a failure in the table, not a lost run.
             phase = time.monotonic()
-            await self.repair_all()
-            await self.until_devices_online()
+            await self.guarded("repair", self.repair_all(), None)
+            await self.guarded("devices back online", self.until_devices_online(), None)
             self.cfg.log(f"soak: faults repaired, devices online after {time.monotonic() - phase:.1f} s")
-            await self.settle_payments()
-            warm_end = await self.warm_up()
-            fd_end = await self.quiet_fds()
+            await self.guarded("settle payments", self.settle_payments(), None)
+            warm_end = await self.guarded("end warm-up", self.warm_up(), {})
+            fd_end = await self.guarded("fd count", self.quiet_fds(), -1)
             self.cfg.log(f"soak: payments settled, warm-up visit, fds counted after "
                          f"{time.monotonic() - phase:.1f} s")
-            prints = await self.check_prints()
-            payments = await self.check_payments()
+            prints = await self.guarded("receipts", self.check_prints(), {})
+            payments = await self.guarded("payments", self.check_payments(), {"available": False})
             memory = self.memory()
             return Result(self.cfg, sorted(self.methods), self.skipped(), self.outcomes, self.failures,
                           self.faults, self.kills, prints, payments, memory,
@@ -396,6 +399,14 @@ class Soak:
                           time.monotonic() - t0, dict(self.messages))
         finally:
             await asyncio.to_thread(self.st.stop)
+
+    async def guarded(self, name: str, coro: Awaitable[T], default: T) -> T:
+        try:
+            return await coro
+        except Exception as exc:
+            self.failures.append(f"check '{name}' could not run: {type(exc).__name__}: {exc}")
+            self.cfg.log(f"soak: {self.failures[-1]}")
+            return default
 
     async def discover(self) -> None:
         hal, _ = await self.connect()
