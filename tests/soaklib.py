@@ -146,6 +146,7 @@ class Result:
     fds: dict[str, Any]
     wall_s: float
     messages: dict[tuple[str, str], str] = field(default_factory=dict)
+    daemon_log: dict[str, Any] = field(default_factory=dict)
 
     @property
     def requests(self) -> int:
@@ -235,6 +236,11 @@ class Result:
             out.append("")
             out.append("an error message per (request, reason), as the clients got it:")
             out += [f"  {m} {r}: {text[:90]}" for (m, r), text in sorted(self.messages.items())]
+        if self.daemon_log.get("levels"):
+            out.append("")
+            lv = ", ".join(f"{k} {v}" for k, v in sorted(self.daemon_log["levels"].items()))
+            out.append(f"daemon log: {lv} lines, {self.daemon_log['kinds']} kinds; e.g.")
+            out += [f"  {e}" for e in self.daemon_log["examples"]]
         if self.failures:
             out.append("")
             out.append(f"first failures ({len(self.failures)}):")
@@ -396,7 +402,7 @@ class Soak:
                           self.faults, self.kills, prints, payments, memory,
                           {"start": fd_start, "end": fd_end, "diff": self.fd_diff(),
                            "end_warm_up_lacked": sorted(set(warm) - set(warm_end))},
-                          time.monotonic() - t0, dict(self.messages))
+                          time.monotonic() - t0, dict(self.messages), self.log_summary())
         finally:
             await asyncio.to_thread(self.st.stop)
 
@@ -929,6 +935,18 @@ class Soak:
         finally:
             await hal.close()
         return check_ledger(ledger, rows, self.pay_results, self.failures)
+
+    def log_summary(self) -> dict[str, Any]:
+        """What the daemons logged at warning and above (their log goes with the work dir)."""
+        levels: collections.Counter[str] = collections.Counter()
+        firsts: dict[str, str] = {}
+        for line in self.st.log().splitlines():
+            m = re.match(r"\S+ (warning|error|critical)\s+(.*)", line)
+            if m:
+                levels[m.group(1)] += 1
+                key = re.sub(r"\d+", "N", m.group(2))[:60]
+                firsts.setdefault(key, m.group(2)[:120])
+        return {"levels": dict(levels), "kinds": len(firsts), "examples": list(firsts.values())[:12]}
 
     def fd_diff(self) -> dict[str, int]:
         """What kind of descriptor the end has more (+) or fewer (-) of than the start."""
