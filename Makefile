@@ -6,6 +6,9 @@ SOCKET ?= $(if $(HALSVC_SOCKET),$(HALSVC_SOCKET),$(CURDIR)/run/halsvc.sock)
 SIMDIR ?= run/sim
 SHARED := $(wildcard ../shared/tools/check_layers.py)
 PYTEST_ARGS ?=
+# Two workers, a file each: the suite mostly waits on wires and simulators, and two at once is
+# what the two vpcd reader slots allow without a card test queueing for one.
+PYTEST_JOBS ?= 2
 
 .PHONY: help setup-run setup-test run kiosk test lint typecheck layers micropython pytest bench soak fuzz-long install clean docs
 
@@ -55,7 +58,7 @@ micropython:
 	$(PY) tests/mpy_runner.py
 
 pytest:
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest $(if $(filter-out 0 1,$(PYTEST_JOBS)),-n $(PYTEST_JOBS) --dist loadfile) $(PYTEST_ARGS)
 
 # Every bench/*.py but the soak, then one table of their BENCH-JSON figures (bench/benchjson.py).
 bench: setup-test
