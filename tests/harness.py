@@ -12,6 +12,7 @@ READY=1 — the same handshake systemd uses — so no test sleeps for a start-up
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -24,7 +25,7 @@ import subprocess
 import sys
 import tempfile
 import tomllib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from halsvc.client import AsyncClient, Client
@@ -42,6 +43,23 @@ def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
         else:
             base[k] = v
     return base
+
+
+@contextlib.contextmanager
+def online(*devices: str, **station: Any) -> Iterator[Station]:
+    """A started `Station(**station)` once `devices` (default: every configured one) are online;
+    stopped on exit. For module-scoped fixtures that share one station."""
+    st = Station(**station).start()
+    try:
+        async def wait() -> None:
+            async with st.client() as hal:
+                want = devices or [d["device"] for d in (await hal.call("device.list"))["devices"]]
+                await st.until_online(hal, *want)
+
+        asyncio.run(wait())
+        yield st
+    finally:
+        st.stop()
 
 
 NEEDS_SETPRIV = os.getuid() != 0 or shutil.which("setpriv") is None

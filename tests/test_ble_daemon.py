@@ -15,26 +15,21 @@ from typing import Any
 
 import pytest
 from conftest import run
-from harness import Station
+from harness import Station, online
 
 from halsvc.client import AsyncClient, RpcError
 
 CUFF, OXIMETER, SCALE, BERRYMED = ("AA:10:00:00:00:01", "AA:10:00:00:00:02", "AA:10:00:00:00:03",
                                    "AA:10:00:00:00:04")
 CONFIG = {"devices": {"health0": {"scan_timeout_ms": 8000, "no_finger_ms": 150, "steady_frames": 6}}}
+STATION: dict[str, Any] = {"only": {"ble_station"}, "options": {"ble_station": {"step_ms": 5}},
+                           "config": CONFIG}
 
 
 @pytest.fixture(scope="module")
 def ble() -> Iterator[Station]:
-    st = Station(only={"ble_station"}, options={"ble_station": {"step_ms": 5}}, config=CONFIG).start()
-    try:
-        async def online() -> None:
-            async with st.client() as hal:
-                await st.until_online(hal, "health0")
-        run(online())
+    with online("health0", **STATION) as st:
         yield st
-    finally:
-        st.stop()
 
 
 def session(st: Station, body: Any) -> None:

@@ -12,23 +12,16 @@ from typing import Any
 
 import pytest
 from conftest import run
-from harness import Station
-from test_ble_daemon import CONFIG, CUFF, OXIMETER, SCALE, device_event, failure, measure
+from harness import Station, online
+from test_ble_daemon import CUFF, OXIMETER, SCALE, STATION, device_event, failure, measure
 
 from halsvc.client import AsyncClient
 
 
 @pytest.fixture(scope="module")
 def ble() -> Iterator[Station]:
-    st = Station(only={"ble_station"}, options={"ble_station": {"step_ms": 5}}, config=CONFIG).start()
-    try:
-        async def online() -> None:
-            async with st.client() as hal:
-                await st.until_online(hal, "health0")
-        run(online())
+    with online("health0", **STATION) as st:
         yield st
-    finally:
-        st.stop()
 
 
 def session(st: Station, body: Any) -> None:

@@ -10,22 +10,14 @@ import sys
 from collections.abc import Iterator
 
 import pytest
-from conftest import run
-from harness import ROOT, Station
-from test_ble_daemon import CONFIG, SCALE
+from harness import ROOT, Station, online
+from test_ble_daemon import SCALE, STATION
 
 
 @pytest.fixture(scope="module")
 def ble() -> Iterator[Station]:
-    st = Station(only={"ble_station"}, options={"ble_station": {"step_ms": 5}}, config=CONFIG).start()
-    try:
-        async def online() -> None:
-            async with st.client() as hal:
-                await st.until_online(hal, "health0")
-        run(online())
+    with online("health0", **STATION) as st:
         yield st
-    finally:
-        st.stop()
 
 
 def halctl(st: Station, *args: str) -> subprocess.CompletedProcess[str]:

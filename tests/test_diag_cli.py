@@ -10,23 +10,15 @@ import sys
 from collections.abc import Iterator
 
 import pytest
-from conftest import run
-from harness import ROOT, Station
+from harness import ROOT, Station, online
 
 HALCTL = [sys.executable, "-m", "halsvc.cli"]
 
 
 @pytest.fixture(scope="module")
 def station() -> Iterator[Station]:
-    st = Station(only={"gpio_panel", "escpos_printer", "payment_terminal"}).start()
-    try:
-        async def online() -> None:
-            async with st.client() as hal:
-                await st.until_online(hal, *[d["device"] for d in (await hal.call("device.list"))["devices"]])
-        run(online())
+    with online(only={"gpio_panel", "escpos_printer", "payment_terminal"}) as st:
         yield st
-    finally:
-        st.stop()
 
 
 def halctl(st: Station, *args: str) -> subprocess.CompletedProcess[str]:

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 from conftest import run
-from harness import ROOT, Station
+from harness import ROOT, Station, online
 
 from halsvc import doctor
 from halsvc.doctor import FAIL, PASS, WARN
@@ -39,15 +39,8 @@ def halctl(*args: str, env: dict[str, str] | None = None, unprivileged: bool = F
 
 @pytest.fixture(scope="module")
 def station() -> Iterator[Station]:
-    st = Station(only={"cccd_card", "serial_scale", "gpio_panel", "ble_station"}).start()
-    try:
-        async def online() -> None:
-            async with st.client() as hal:
-                await st.until_online(hal, *[d["device"] for d in (await hal.call("device.list"))["devices"]])
-        run(online())
+    with online(only={"cccd_card", "serial_scale", "gpio_panel", "ble_station"}) as st:
         yield st
-    finally:
-        st.stop()
 
 
 # --- the whole doctor through halctl ------------------------------------------------------------
