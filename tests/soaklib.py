@@ -218,6 +218,9 @@ class Result:
             pay = self.payments
             out.append(f"payments: {pay['keys']} keys, {pay['approved']} approved, ledger "
                        f"{pay['ledger_charges']} charges, journal {pay['journal_rows']} rows")
+        if m.get("lives"):
+            out.append("daemon fds per life (first / max / last sample under load): "
+                       + "; ".join(f"{a}/{b}/{c}" for a, b, c in m["lives"]))
         if m.get("samples"):
             out.append(f"daemon RSS: start {m['first_kib'] / 1024:.1f} MiB, last life "
                        f"{m['life_s'] / 60:.1f} min from {m['half_kib'] / 1024:.1f} to "
@@ -965,6 +968,8 @@ class Soak:
                                "peak_kib": max(s.rss_kib for s in self.samples),
                                "life_s": life[-1].t - life[0].t, "half_kib": half[0].rss_kib,
                                "end_kib": life[-1].rss_kib, "target_mib_per_h": 4.0,
+                               "lives": [(ls[0].fds, max(x.fds for x in ls), ls[-1].fds)
+                                         for ls in _lives(self.samples)],
                                "slope_kib_per_h": None}
         if len(half) >= 10 and half[-1].t - half[0].t >= 20:
             slope = _slope([s.t for s in half], [float(s.rss_kib) for s in half])  # KiB per s
@@ -1068,6 +1073,15 @@ def fd_kinds(pid: int) -> collections.Counter[str]:
             plain = re.sub(r"^/dev/pts/\d+$", "/dev/pts/*", re.sub(r"\[\d+\]$", "", target))
             kinds[names.get(m.group(1), "socket") if m else plain] += 1
     return kinds
+
+
+def _lives(samples: list[Sample]) -> list[list[Sample]]:
+    lives: list[list[Sample]] = []
+    for x in samples:
+        if not lives or lives[-1][-1].pid != x.pid:
+            lives.append([])
+        lives[-1].append(x)
+    return lives
 
 
 def _line(msg: dict[str, Any]) -> bytes:
