@@ -31,8 +31,6 @@ async def measure(st: Station, kind: str) -> str:
             return exc.reason
 
 
-@pytest.mark.xfail(reason="issue 6: each dropped or refused BLE connect leaves a D-Bus connection open",
-                   strict=False)
 def test_ble_link_drops_leave_no_dbus_connections_behind(station: Callable[..., Station]) -> None:
     st = station(only={"ble_station"})
     rng = random.Random(3)

@@ -57,6 +57,7 @@ class Session:
         self._closing = False
         self._want_connected = False
         self._reconnect: asyncio.Task[None] | None = None
+        self._closers: dict[int, asyncio.Task[None]] = {}
         self._on_change = on_change
         self.connected_at: float | None = None
 
@@ -80,8 +81,12 @@ class Session:
 
     # --- connection ----------------------------------------------------------------------
     def _disconnected(self, client: BleakClient) -> None:
+        # bleak keeps each client's own D-Bus connection open after the device drops the link
+        # until disconnect() is awaited: close it, or every drop leaks a connection.
         if client is not self.client:
             return
+        if not self._closing:
+            self._dispose(client)
         for q in list(self._queues):
             q.put_nowait(LOST)
         log.info("%s: link lost", self.address, extra={"reason": "link_lost"})
@@ -108,6 +113,9 @@ class Session:
             backoff = Backoff(0.2, 5.0)
             last: BaseException | None = None
             loop = asyncio.get_running_loop()
+            if self.client is not None:  # the client of a lost link: its bus must not stay open
+                await self._dispose(self.client)
+                self.client = None
             for attempt in range(attempts):
                 client = BleakClient(self.device, disconnected_callback=self._disconnected, pair=pair,
                                      timeout=20.0, bluez={"adapter": self.adapter})
@@ -115,9 +123,13 @@ class Session:
                 try:
                     await client.connect()
                     break
-                except (BleakError, TimeoutError, EOFError) as exc:
-                    last = exc
+                except BaseException as exc:
+                    # A refused, timed-out or cancelled connect: close its D-Bus connection too.
                     self.client = None
+                    await asyncio.shield(self._dispose(client))
+                    if not isinstance(exc, (BleakError, TimeoutError, EOFError)):
+                        raise
+                    last = exc
                     log.info("%s: connect attempt %d failed (%s)", self.address, attempt + 1,
                              type(exc).__name__, extra={"reason": "connect_failed"})
                     delay = backoff.next_delay()
@@ -132,6 +144,21 @@ class Session:
             self.last_seen = time.time()
         await self.after_connect()
         self._on_change(self)
+
+    def _dispose(self, client: BleakClient) -> asyncio.Task[None]:
+        """Close a client once (its link is gone or going), in the background."""
+        task = self._closers.get(id(client))
+        if task is None:
+            task = asyncio.ensure_future(self._close_client(client))
+            self._closers[id(client)] = task
+            task.add_done_callback(lambda _t: self._closers.pop(id(client), None))
+        return task
+
+    @staticmethod
+    async def _close_client(client: BleakClient) -> None:
+        # disconnect() is what closes the client's own D-Bus connection, connected or not.
+        with contextlib.suppress(Exception):
+            await client.disconnect()
 
     async def after_connect(self) -> None:
         """Set the device clock and read the battery (again after pairing: a bonded-only
@@ -171,8 +198,10 @@ class Session:
                 await self._reconnect
         client, self.client = self.client, None
         if client is not None:
-            with contextlib.suppress(Exception):
-                await client.disconnect()
+            await self._dispose(client)
+        for task in list(self._closers.values()):
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await task
 
     async def forget_link(self) -> None:
         """Disconnect and do not come back on our own (health.forget)."""
