@@ -56,8 +56,6 @@ def test_ble_device_left_connected_by_a_killed_daemon_is_found_again(station: Ca
     assert run(measure(st, "weight")) == "ok"
 
 
-@pytest.mark.xfail(reason="issue 6: two measures scanning at once fail the second with hardware_error "
-                          "'scanning failed (BleakDBusError)'", strict=False)
 def test_ble_measures_of_other_kinds_at_once_do_not_fail_the_scan(station: Callable[..., Station]) -> None:
     st = station(only={"ble_station"})
 

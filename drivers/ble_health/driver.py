@@ -176,6 +176,7 @@ class BleHealthDriver(Driver):
         self.sessions: dict[str, Session] = {}
         self.bus: MessageBus | None = None
         self.agent = NoInputNoOutputAgent()
+        self._scan_lock = asyncio.Lock()
 
     def _ms(self, key: str, default: int) -> float:
         return float(self.options.get(key, default)) / 1000.0
@@ -274,9 +275,10 @@ class BleHealthDriver(Driver):
         self.emit("health.device", s.describe())
 
     async def _scan(self, want: Any, uuids: list[str] | None, wait_s: float,
-                    preferred: Any = None, grace_s: float = 0.0) -> Session | None:
+                    preferred: Any = None, grace_s: float = 0.0, ready: Any = None) -> Session | None:
         """Scan until a device satisfies `want(device, adv)`; None after `wait_s`. With
-        `preferred`, a device it accepts wins over others seen up to `grace_s` before it."""
+        `preferred`, a device it accepts wins over others seen up to `grace_s` before it.
+        `ready()`, asked once another request's scan is over, may name a session that needs none."""
         loop = asyncio.get_running_loop()
         found: asyncio.Future[tuple[BLEDevice, AdvertisementData]] = loop.create_future()
         fallback: list[asyncio.TimerHandle] = []
@@ -297,10 +299,22 @@ class BleHealthDriver(Driver):
                 fallback.append(loop.call_later(grace_s, settle, device, adv))
 
         try:
-            async with BleakScanner(detection_callback=seen, service_uuids=uuids,
-                                    bluez={"adapter": self.adapter}):
-                async with asyncio.timeout(wait_s):
-                    device, adv = await found
+            # bleak's scanners share one D-Bus connection, and BlueZ lets a connection run one
+            # discovery (a second StartDiscovery is org.bluez.Error.InProgress): one scan at a time
+            # on this adapter; a request waiting for another's scan spends its own wait doing so.
+            deadline = loop.time() + wait_s
+            async with asyncio.timeout_at(deadline):
+                await self._scan_lock.acquire()
+            try:
+                early = ready() if ready is not None else None
+                if early is not None:
+                    return early  # type: ignore[no-any-return]
+                async with BleakScanner(detection_callback=seen, service_uuids=uuids,
+                                        bluez={"adapter": self.adapter}):
+                    async with asyncio.timeout_at(deadline):
+                        device, adv = await found
+            finally:
+                self._scan_lock.release()
         except TimeoutError:
             return None
         except (BleakError, EOFError) as exc:
@@ -335,7 +349,9 @@ class BleHealthDriver(Driver):
         # A configured device of the kind beats a discovered one seen a moment before it.
         known_kind = address is None and any(kind in e.get("kinds", [kind]) for e in self.known)
         found = await self._scan(want, None if address else KIND_SERVICES[kind], timeout,
-                                 self._is_known if known_kind else None, self._ms("prefer_known_ms", 1500))
+                                 self._is_known if known_kind else None, self._ms("prefer_known_ms", 1500),
+                                 lambda: next((s for s in self.sessions.values() if fits(s) and s.connected),
+                                              None))
         if found is None:
             # A device BlueZ knows (bonded) may be reachable without advertising to us.
             if candidates:
