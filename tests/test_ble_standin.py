@@ -15,9 +15,12 @@ from bleak import BleakClient, BleakScanner
 from bleak.backends.bluezdbus.manager import get_global_bluez_manager
 from bleak.exc import BleakDBusError, BleakGATTProtocolError, BleakGATTProtocolErrorCode
 from conftest import run
+from dbus_fast import Message, MessageType
+from dbus_fast.aio import MessageBus
 
 from protocols.gatt_health import blood_pressure, current_time, racp, uuid16
 from simulators.ble_station import BleStation, start_station
+from simulators.ble_station.bluez import GattCharacteristic
 
 Body = Callable[[BleStation], Awaitable[None]]
 
@@ -123,5 +126,41 @@ def test_not_authorized_until_paired(tmp_path: pathlib.Path, monkeypatch: pytest
                 await c.pair()
             assert info.value.dbus_error == "org.bluez.Error.AuthenticationFailed"
             assert (await c.read_gatt_char(uuid16(0x2A19)))[0] == 90  # battery needs no bond
+
+    with_station(tmp_path, monkeypatch, body)
+
+
+def test_a_vanished_central_leaves_the_link_up_and_its_notifications_end(
+        tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As bluetoothd does when the process that connected a device dies (a SIGKILLed daemon):
+    Connected stays true, so the device does not advertise; only that client's notify sessions end."""
+    async def body(st: BleStation) -> None:
+        dev = await _find(0x181D)
+        path = dev.details["path"]
+        scale = st.peripherals["scale"]
+        # A central of its own bus connection, as another process would be.
+        central = await MessageBus(bus_address=st.bus.address).connect()
+        reply = await central.call(Message(destination="org.bluez", path=path, interface="org.bluez.Device1",
+                                           member="Connect"))
+        assert reply is not None and reply.message_type == MessageType.METHOD_RETURN, reply
+        char = next(g for _, g in st.bluez.devices[scale.address].gatt
+                    if isinstance(g, GattCharacteristic) and g.char.uuid == uuid16(0x2A9D))
+        stopped = asyncio.Event()
+        original = char.emit_properties_changed
+
+        def watch(changed: dict[str, Any], invalidated: list[str] | None = None) -> None:
+            original(changed, invalidated or [])
+            if changed.get("Notifying") is False:
+                stopped.set()
+        char.emit_properties_changed = watch  # type: ignore[method-assign]
+        cpath = next(p for p, g in st.bluez.devices[scale.address].gatt if g is char)
+        reply = await central.call(Message(destination="org.bluez", path=cpath,
+                                           interface="org.bluez.GattCharacteristic1", member="StartNotify"))
+        assert reply is not None and reply.message_type == MessageType.METHOD_RETURN, reply
+        assert char.char.notifying
+        central.disconnect()
+        await stopped.wait()
+        assert scale.connected and st.bluez.devices[scale.address].connected
+        assert not st.bluez._visible(scale)  # a connected device does not advertise
 
     with_station(tmp_path, monkeypatch, body)

@@ -8,7 +8,6 @@ import random
 import signal
 from collections.abc import Callable
 
-import pytest
 from conftest import run
 from harness import Station
 from soaklib import fd_kinds
@@ -46,8 +45,6 @@ def test_ble_link_drops_leave_no_dbus_connections_behind(station: Callable[..., 
     assert bus_fds(st) <= start + 2, (start, bus_fds(st))
 
 
-@pytest.mark.xfail(reason="issue 6: a BLE device left connected by a SIGKILLed daemon is not found again",
-                   strict=False)
 def test_ble_device_left_connected_by_a_killed_daemon_is_found_again(station: Callable[..., Station]) -> None:
     st = station(only={"ble_station"})
     assert run(measure(st, "weight")) == "ok"  # the scale stays connected after the measure

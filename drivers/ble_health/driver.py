@@ -195,15 +195,11 @@ class BleHealthDriver(Driver):
             raise HalError("no_device", f"no Bluetooth adapter {self.adapter}")
         if not adapter["Powered"].value:
             raise HalError("hardware_error", f"Bluetooth adapter {self.adapter} is powered off")
-        # Bonds BlueZ already holds (an earlier health.pair) are known devices.
-        for path, ifaces in objects.items():
-            dev = ifaces.get("org.bluez.Device1")
-            if dev is not None and path.startswith(self.adapter_path + "/") and dev["Paired"].value:
-                address = dev["Address"].value.upper()
-                if address not in self.sessions:
-                    name = dev.get("Name").value if dev.get("Name") else address
-                    uuids = list(dev["UUIDs"].value) if "UUIDs" in dev else []
-                    self._session(BLEDevice(address, name, {"path": path, "props": {}}), uuids).paired = True
+        # Bonds BlueZ already holds (an earlier health.pair) are known devices, and so are links
+        # a daemon before us left up (see _left_connected).
+        for path, dev in self._bluez_devices(objects):
+            if dev["Paired"].value or dev["Connected"].value:
+                self._bluez_session(path, dev).paired |= bool(dev["Paired"].value)
         try:
             await register(bus, self.agent)
         except DBusError as exc:
@@ -215,6 +211,33 @@ class BleHealthDriver(Driver):
                                      "arg0='org.bluez'"]))
         self._watch = asyncio.ensure_future(self._watch_bus(bus))
         self.set_state(adapter=self.adapter)
+
+    def _bluez_devices(self, objects: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
+        return [(path, ifaces["org.bluez.Device1"]) for path, ifaces in objects.items()
+                if "org.bluez.Device1" in ifaces and path.startswith(self.adapter_path + "/")]
+
+    def _bluez_session(self, path: str, dev: Mapping[str, Any]) -> Session:
+        address = dev["Address"].value.upper()
+        s = self.sessions.get(address)
+        if s is None:
+            name = dev["Name"].value if "Name" in dev else address
+            uuids = list(dev["UUIDs"].value) if "UUIDs" in dev else []
+            s = self._session(BLEDevice(address, name, {"path": path, "props": {}}), uuids)
+        return s
+
+    async def _left_connected(self) -> list[Session]:
+        """Devices BlueZ holds connected with no client of ours: bluetoothd keeps a link up when
+        the process that made it dies (a SIGKILLed daemon), and a connected device does not
+        advertise, so no scan finds it; a new client uses the link as it is."""
+        bus = self.bus
+        if bus is None:
+            return []
+        reply = await bus.call(Message(destination="org.bluez", path="/", member="GetManagedObjects",
+                                       interface="org.freedesktop.DBus.ObjectManager"))
+        if reply is None or reply.message_type == MessageType.ERROR:
+            return []
+        return [s for path, dev in self._bluez_devices(reply.body[0]) if dev["Connected"].value
+                for s in [self._bluez_session(path, dev)] if not s.connected]
 
     def _on_bus_message(self, msg: Message) -> None:
         if msg.message_type == MessageType.SIGNAL and msg.member == "NameOwnerChanged" \
@@ -333,6 +356,9 @@ class BleHealthDriver(Driver):
         candidates = [s for s in self.sessions.values() if fits(s)]
         for s in candidates:
             if s.connected:
+                return s
+        for s in await self._left_connected():
+            if fits(s):
                 return s
         timeout = min(self._ms("scan_timeout_ms", 10000), ctx.remaining(3600.0) or 0.0)
         ctx.progress("health.progress", {"stage": "scanning", "kind": kind})

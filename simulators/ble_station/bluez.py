@@ -8,6 +8,8 @@ does, so that unmodified bleak scans, connects, pairs, reads, writes and gets no
 Unlike the `bluezoo` package it can refuse connections, drop a link from the device's side (the
 central sees Connected=false), reconnect the same device, answer NotAuthorized until the device
 is paired (which needs a registered agent), and re-report known devices to every new scan.
+Like bluetoothd, it keeps a link up when the client that made it vanishes (only that client's
+notify sessions end), so a device left connected by a killed central does not advertise.
 
 What bleak needs (../shared/reference/ble-health.md): ObjectManager (dbus-fast serves
 GetManagedObjects and InterfacesAdded/Removed for exported objects), Adapter1, Device1,
@@ -250,6 +252,7 @@ class GattCharacteristic(ServiceInterface):
     def __init__(self, device: Device, char: Characteristic, service: str) -> None:
         super().__init__("org.bluez.GattCharacteristic1")
         self.device, self.char, self.service = device, char, service
+        self.subscribers: set[str] = set()  # bus names with a notify session, as bluetoothd keeps them
 
     def _check(self) -> None:
         p = self.device.peripheral
@@ -307,6 +310,7 @@ class GattCharacteristic(ServiceInterface):
         self._check()
         if not self.char.notifiable:
             raise bluez_error("NotSupported", "Operation is not supported")
+        self.subscribers.add(self.device.bluez._sender or "")
         if self.char.notifying:
             return
         self.char.notifying = True
@@ -316,7 +320,16 @@ class GattCharacteristic(ServiceInterface):
 
     @method()
     def StopNotify(self) -> None:
-        if not self.char.notifying:
+        self.subscribers.discard(self.device.bluez._sender or "")
+        self.stop_if_unwatched()
+
+    def client_gone(self, name: str) -> None:
+        if name in self.subscribers:
+            self.subscribers.discard(name)
+            self.stop_if_unwatched()
+
+    def stop_if_unwatched(self) -> None:
+        if self.subscribers or not self.char.notifying:
             return
         self.char.notifying = False
         self.emit_properties_changed({"Notifying": False})
@@ -426,6 +439,12 @@ class Bluez:
             name, _old, new = msg.body
             if not new:
                 self.agents = [a for a in self.agents if a[0] != name]
+                # Like bluetoothd: a vanished client's notify sessions end, but its links stay
+                # up (Connected stays true, and a connected device does not advertise).
+                for dev in list(self.devices.values()):
+                    for _path, iface in list(dev.gatt):
+                        if isinstance(iface, GattCharacteristic):
+                            iface.client_gone(name)
                 if name in self.discoverers:
                     self.discoverers.discard(name)
                     self._discovery_changed()
