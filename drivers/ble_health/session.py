@@ -187,7 +187,11 @@ class Session:
     def has(self, uuid: str) -> bool:
         if self.client is None:
             return False
-        return any(c.uuid == uuid for s in self.client.services for c in s.characteristics)
+        try:
+            services = self.client.services
+        except BleakError:  # the link went and bleak dropped its services: nothing is there now
+            return False
+        return any(c.uuid == uuid for s in services for c in s.characteristics)
 
     async def close(self) -> None:
         self._closing = True
