@@ -65,10 +65,8 @@ class Kiosk:
 
 @pytest.fixture(scope="module")
 def kiosk() -> Iterator[Kiosk]:
-    # vpcd slot 1: slot 0 is where make run and the long whole-station runs put their card, and
-    # a slot takes one card at a time (the simulator queues for it).
-    st = Station(only=PARTS, config={"bridge": {"enabled": True, "port": 0}},
-                 options={"cccd_card": {"vpcd_port": 35964}}).start()
+    # The card takes whichever vpcd slot is free (the simulator queues only when both are held).
+    st = Station(only=PARTS, config={"bridge": {"enabled": True, "port": 0}}).start()
     try:
         wait_online(st, "idcard0", "printer0", "scale0", "payment0", "panel0",
                     *(["health0"] if "health0" in st.config_path.read_text() else []))
