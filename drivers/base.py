@@ -324,8 +324,10 @@ class Driver:
             try:
                 await self._lost.wait()
             finally:
-                log.info("%s: %s", self.device_id, self._lost_reason or "stopping",
-                         extra={"device": self.device_id, "reason": "link_lost"})
+                # Reached by a lost link, or by run() being cancelled (the daemon stopping).
+                lost = self._lost.is_set()
+                log.info("%s: %s", self.device_id, (self._lost_reason or "link lost") if lost else "stopping",
+                         extra={"device": self.device_id, "reason": "link_lost" if lost else "stopping"})
                 self.cancel_operations(HalError("link_lost"))
                 await self.disconnect()
             self.set_state(DeviceState.NO_DEVICE if not self.present else DeviceState.STARTING)

@@ -88,6 +88,19 @@ def test_role_comes_from_the_callers_uid(station: Callable[..., Station]) -> Non
         assert hal.call("device.selftest", {"device": "panel0"})["passed"]
 
 
+def test_a_clean_stop_logs_devices_stopping_not_a_lost_link(station: Callable[..., Station]) -> None:
+    st = station(only={"gpio_panel"})
+
+    async def online() -> None:
+        async with st.client() as hal:
+            await st.until_online(hal, "panel0")
+
+    run(online())
+    assert st.stop_daemon() == 0
+    assert "panel0: stopping device=panel0 reason=stopping" in st.log()
+    assert "link_lost" not in st.log()  # a technician reading the journal would chase a cable
+
+
 def test_sigterm_fails_inflight_requests_with_shutting_down(station: Callable[..., Station]) -> None:
     st = station(only={"gpio_panel"})
 
