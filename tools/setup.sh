@@ -16,8 +16,9 @@ VENV=${VENV:-$SRC/.venv}
 # python3-venv/python3-dev: a venv on Debian's own python3 (pyenv or other builds have them).
 RUN_PKGS="pcscd vsmartcard-vpcd libpcsclite-dev pkg-config gcc dbus fonts-dejavu-core python3-venv python3-dev"
 # umockdev + GObject introspection: udev hot-plug tests; systemd: analyze/socket-activate/sysusers;
-# util-linux: setpriv for the other-uid test; socat: pty pairs for manual serial work.
-TEST_PKGS="umockdev gir1.2-umockdev-1.0 libgirepository1.0-dev libcairo2-dev systemd util-linux socat chromium"
+# util-linux: setpriv for the other-uid test; udev: udevadm for the rules check; socat: pty pairs
+# for manual serial work; chromium: the kiosk page tests (Playwright drives it, nothing downloaded).
+TEST_PKGS="umockdev gir1.2-umockdev-1.0 libgirepository1.0-dev libcairo2-dev systemd util-linux udev socat chromium"
 
 pkgs=$RUN_PKGS
 [ "$WHAT" = test ] && pkgs="$pkgs $TEST_PKGS"
