@@ -10,7 +10,7 @@ import base64
 import importlib
 import json
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from halsvc import DEFAULT_SYSTEM_SOCKET
@@ -110,12 +110,18 @@ def cmd_call(hal: Client, args: argparse.Namespace) -> int:
 def cmd_events(hal: Client, args: argparse.Namespace) -> int:
     topics = hal.subscribe(*(args.topics or ["*"]))
     print(f"halctl: watching {' '.join(topics)} (Ctrl-C stops)", file=sys.stderr, flush=True)
-    count = 0
+    return follow_events(hal, lambda event: _print_event(event, args.json), args.count)
+
+
+def follow_events(hal: Client, on_event: Callable[[Mapping[str, Any]], None], count: int = 0) -> int:
+    """Hand each event to `on_event` until Ctrl-C, `count` events (0: no limit) or the daemon
+    closing the connection (FAILED)."""
+    seen = 0
     try:
         for event in hal.events():
-            _print_event(event, args.json)
-            count += 1
-            if args.count and count >= args.count:
+            on_event(event)
+            seen += 1
+            if count and seen >= count:
                 break
     except KeyboardInterrupt:
         pass

@@ -16,7 +16,7 @@ from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from halsvc.cli import FAILED, OK, USAGE, _device_rows, table
+from halsvc.cli import FAILED, OK, USAGE, _device_rows, follow_events, table
 from halsvc.client import Client, RpcError
 
 DOCTOR_EXIT = {"pass": OK, "warn": 4, "fail": FAILED}
@@ -129,24 +129,19 @@ def cmd_watch(hal: Client, args: argparse.Namespace) -> int:
     hal.subscribe("*")
     draw()
     seen = 0
-    try:
-        for event in hal.events():
-            topic = str(event.get("topic", ""))
-            data = event.get("data")
-            if topic.endswith(".status") and isinstance(data, dict) and data.get("device") in devices:
-                devices[data["device"]] = {**devices[data["device"]], **data}
-            events.append(event)
-            seen += 1
-            if ansi or (args.count and seen >= args.count):
-                draw()
-            if args.count and seen >= args.count:
-                break
-    except KeyboardInterrupt:
-        pass
-    except ConnectionError:
-        print("halctl: the daemon closed the connection", file=sys.stderr)
-        return FAILED
-    return OK
+
+    def on_event(event: Mapping[str, Any]) -> None:
+        nonlocal seen
+        topic = str(event.get("topic", ""))
+        data = event.get("data")
+        if topic.endswith(".status") and isinstance(data, dict) and data.get("device") in devices:
+            devices[data["device"]] = {**devices[data["device"]], **data}
+        events.append(event)
+        seen += 1
+        if ansi or (args.count and seen >= args.count):
+            draw()
+
+    return follow_events(hal, on_event, args.count)
 
 
 # --- report ---------------------------------------------------------------------------------------
